@@ -1,0 +1,133 @@
+"""The `jwt` and `session` callbacks: where an application shapes its tokens and sessions.
+
+They mirror next-auth's `callbacks.jwt({token, user, account, profile, trigger, session})`
+and `callbacks.session({session, token})`. An application replaces them by overriding the
+FastAPI dependencies `get_jwt_callback` / `get_session_callback` (see `authsvc.deps`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from authsvc.tokens import Claims
+from authsvc.users.repository import UserRecord, UserRepository
+
+log = logging.getLogger("authsvc.callbacks")
+
+Trigger = Literal["signIn", "signUp", "update"]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """next-auth's `account`: how the user signed in."""
+
+    provider: str
+    type: Literal["credentials", "oauth", "oidc"]
+    provider_account_id: str
+    tokens: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JwtParams:
+    """Arguments of the jwt callback; `user`/`account` are set only at sign-in."""
+
+    token: Claims
+    user: UserRecord | None = None
+    account: Account | None = None
+    profile: Mapping[str, Any] | None = None
+    trigger: Trigger | None = None
+    # The `data` posted to `POST /session` (client input: validate before use).
+    session: Any = None
+    is_new_user: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionParams:
+    session: dict[str, Any]
+    token: Claims
+
+
+class JwtCallback(Protocol):
+    async def __call__(self, params: JwtParams) -> Claims: ...
+
+
+class SessionCallback(Protocol):
+    async def __call__(self, params: SessionParams) -> dict[str, Any]: ...
+
+
+def claims_from_user(user: UserRecord) -> Claims:
+    """The fields the storefront keeps in its token."""
+    return {
+        "id": user.id,
+        "role": user.role.value,
+        "fundraiserId": user.fundraiser_id,
+        "avatar": user.image,
+    }
+
+
+class DefaultJwtCallback:
+    """The storefront design: the token carries the role; the database is a fallback.
+
+    - sign-in: copy `id`, `role`, `fundraiserId`, `avatar` from the user;
+    - `update`: re-read those (and `name`) from the database, never from client data;
+    - any other request: use the token as it is, with no database call, unless `role` is
+      missing (a token minted before roles existed), then look the user up by email once.
+    """
+
+    def __init__(self, users: UserRepository, *, timeout: float = 2.0) -> None:
+        self._users = users
+        self._timeout = timeout
+
+    async def __call__(self, params: JwtParams) -> Claims:
+        token = dict(params.token)
+        if params.user is not None:
+            token.update(claims_from_user(params.user))
+            return token
+        if params.trigger == "update":
+            user_id = token.get("id") or token.get("sub")
+            user = await self._lookup(self._users.get_by_id, user_id)
+            if user is not None:
+                token["name"] = user.name
+                token.update(claims_from_user(user))
+            return token
+        if "role" not in token:
+            user = await self._lookup(self._users.get_by_email, token.get("email"))
+            if user is not None:
+                token.update(claims_from_user(user))
+        return token
+
+    async def _lookup(self, find: Any, key: object) -> UserRecord | None:
+        if not isinstance(key, str) or not key:
+            return None
+        try:
+            user: UserRecord | None = await asyncio.wait_for(find(key), self._timeout)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            # Fail closed on the role: the session stays, without one, and the next
+            # request tries again.
+            log.warning("user lookup failed: %s", type(exc).__name__)
+            return None
+        return user
+
+
+class DefaultSessionCallback:
+    """Map token fields onto `session.user`: id, role, fundraiserId (when set), image."""
+
+    async def __call__(self, params: SessionParams) -> dict[str, Any]:
+        token = params.token
+        user = dict(params.session.get("user") or {})
+        user["id"] = token.get("id") or token.get("sub")
+        if "name" in token:
+            user["name"] = token["name"]
+        if token.get("role") is not None:
+            user["role"] = token["role"]
+        if token.get("fundraiserId") is not None:
+            user["fundraiserId"] = token["fundraiserId"]
+        if token.get("avatar") is not None:
+            user["image"] = token["avatar"]
+        return {**params.session, "user": user}

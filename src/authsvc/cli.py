@@ -1,0 +1,187 @@
+"""The `authsvc` command: serve, migrate, create-user, set-role, gen-secret.
+
+Settings come from the environment (and `.env`), exactly as for the service. Any error
+ends with exit status 1 (2 for bad usage) and one line on stderr saying what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from authsvc import __version__
+from authsvc.settings import ConfigError, Settings, load_settings
+from authsvc.users.emails import normalize_email
+from authsvc.users.models import Role
+
+ROLE_NAMES = [role.value for role in Role]
+
+
+class CliError(Exception):
+    """A failure to report as one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authsvc",
+        description=(
+            "NextAuth.js v4-compatible authentication service. Configuration comes from the "
+            "environment: NEXTAUTH_SECRET (required), NEXTAUTH_URL, DATABASE_URL, AUTHSVC_*."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"authsvc {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        description="Run the HTTP service with uvicorn. On the embedded SQLite database the "
+        "schema is created or upgraded first.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1; one per core)"
+    )
+
+    commands.add_parser(
+        "migrate",
+        help="create or upgrade the database schema",
+        description="Apply every pending migration to DATABASE_URL.",
+    )
+
+    create = commands.add_parser(
+        "create-user",
+        help="add a user who signs in with email and password",
+        description="Add a user who signs in with email and password.",
+    )
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True, help="at least 8 characters")
+    create.add_argument("--name")
+    create.add_argument("--role", choices=ROLE_NAMES, default=Role.CUSTOMER.value)
+
+    set_role = commands.add_parser(
+        "set-role",
+        help="change a user's role",
+        description="Change a user's role. Sessions pick it up at the next sign-in or update.",
+    )
+    set_role.add_argument("--email", required=True)
+    set_role.add_argument("--role", choices=ROLE_NAMES, required=True)
+
+    commands.add_parser(
+        "gen-secret",
+        help="print a new random NEXTAUTH_SECRET",
+        description="Print 32 random bytes, base64-encoded, for NEXTAUTH_SECRET.",
+    )
+    return parser
+
+
+def _prepare_database(settings: Settings) -> None:
+    """The embedded SQLite default migrates itself, so the first run needs no extra step."""
+    if settings.database_url.startswith("sqlite"):
+        _migrate(settings)
+
+
+def _migrate(settings: Settings) -> None:
+    from authsvc.migrations import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:
+        raise CliError(f"migration failed: {type(exc).__name__}: {exc}") from None
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = load_settings()
+    _prepare_database(settings)
+    uvicorn.run(
+        "authsvc.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace) -> str:
+    from authsvc.db import Database
+    from authsvc.users.passwords import PasswordHasher, PasswordPolicyError
+    from authsvc.users.repository import SqlAlchemyUserRepository, UserExistsError
+
+    email = normalize_email(args.email)
+    if email is None:
+        raise CliError(f"not a valid email address: {args.email!r}")
+    hasher = PasswordHasher()
+    try:
+        password_hash = await hasher.hash(args.password)
+    except PasswordPolicyError as exc:
+        raise CliError(str(exc)) from None
+    database = Database(settings.database_url)
+    try:
+        users = SqlAlchemyUserRepository(database.sessions)
+        user = await users.create(
+            email=email, name=args.name, password_hash=password_hash, role=Role(args.role)
+        )
+    except UserExistsError:
+        raise CliError(f"a user with email {email} already exists") from None
+    finally:
+        await database.dispose()
+    return f"created user {user.id} <{user.email}> role {user.role.value}"
+
+
+async def _set_role(settings: Settings, args: argparse.Namespace) -> str:
+    from authsvc.db import Database
+    from authsvc.users.repository import SqlAlchemyUserRepository
+
+    email = normalize_email(args.email)
+    if email is None:
+        raise CliError(f"not a valid email address: {args.email!r}")
+    database = Database(settings.database_url)
+    try:
+        user = await SqlAlchemyUserRepository(database.sessions).set_role(email, Role(args.role))
+    finally:
+        await database.dispose()
+    if user is None:
+        raise CliError(f"no user with email {email}")
+    return f"user {user.id} <{user.email}> now has role {user.role.value}"
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "gen-secret":
+            print(base64.b64encode(secrets.token_bytes(32)).decode())
+        elif args.command == "serve":
+            _serve(args)
+        else:
+            settings = load_settings()
+            if args.command == "migrate":
+                _migrate(settings)
+                print("database is up to date")
+            else:
+                _prepare_database(settings)
+                action = _create_user if args.command == "create-user" else _set_role
+                print(asyncio.run(action(settings, args)))
+    except (ConfigError, CliError) as exc:
+        print(f"authsvc: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"authsvc: error: database unavailable: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,172 @@
+"""Cookies as next-auth v4 writes and reads them.
+
+Names and attributes follow next-auth's `defaultCookies`; serialisation follows
+`cookie@0.7.2` (attribute order, `encodeURIComponent` values); the session token is
+split into `.0 … .n` chunks of 3933 characters like next-auth's `SessionStore`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import formatdate
+from urllib.parse import quote, unquote
+
+CHUNK_SIZE = 3933  # 4096 minus next-auth's estimated 163 bytes of attributes
+MAX_CHUNKS = 8
+MAX_COOKIE_HEADER = 32 * 1024
+MAX_COOKIES = 200
+_CHUNK_SUFFIX = re.compile(r"\.(0|[1-9][0-9]?)")
+# encodeURIComponent leaves these unescaped besides letters, digits and `-_.~`.
+_URI_COMPONENT_SAFE = "!*'()"
+
+
+def encode_value(value: str) -> str:
+    return quote(value, safe=_URI_COMPONENT_SAFE)
+
+
+def parse_cookie_header(header: str | None) -> dict[str, str]:
+    """Parse a raw Cookie header like `cookie@0.7.2`: the first occurrence of a name wins.
+
+    Browsers send the cookie with the most specific path first, and next-auth's parser
+    keeps the first one too, so both sides agree on which duplicate counts.
+    """
+    cookies: dict[str, str] = {}
+    if not header or len(header) > MAX_COOKIE_HEADER:
+        return cookies
+    for part in header.split(";")[:MAX_COOKIES]:
+        name, sep, value = part.partition("=")
+        if not sep:
+            continue
+        name = name.strip()
+        if not name or name in cookies:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if "%" in value:
+            value = unquote(value, errors="strict") if _decodes(value) else value
+        cookies[name] = value
+    return cookies
+
+
+def _decodes(value: str) -> bool:
+    try:
+        unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def http_date(timestamp: float) -> str:
+    """`Date.prototype.toUTCString()`: `Mon, 28 Dec 2026 02:46:35 GMT`."""
+    return formatdate(timestamp, usegmt=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePolicy:
+    """Cookie names and attributes, decided once from NEXTAUTH_URL (never from the request)."""
+
+    secure: bool
+    prefix: str = "next-auth"
+
+    def _name(self, suffix: str) -> str:
+        return f"{'__Secure-' if self.secure else ''}{self.prefix}.{suffix}"
+
+    @property
+    def session_token(self) -> str:
+        return self._name("session-token")
+
+    @property
+    def csrf_token(self) -> str:
+        return f"{'__Host-' if self.secure else ''}{self.prefix}.csrf-token"
+
+    @property
+    def callback_url(self) -> str:
+        return self._name("callback-url")
+
+    @property
+    def state(self) -> str:
+        return self._name("state")
+
+    @property
+    def pkce_code_verifier(self) -> str:
+        return self._name("pkce.code_verifier")
+
+    @property
+    def nonce(self) -> str:
+        return self._name("nonce")
+
+    def serialize(
+        self, name: str, value: str, *, expires: float | None = None, max_age: int | None = None
+    ) -> str:
+        parts = [f"{name}={encode_value(value)}"]
+        if max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+        parts.append("Path=/")
+        if expires is not None:
+            parts.append(f"Expires={http_date(expires)}")
+        parts.append("HttpOnly")
+        if self.secure:
+            parts.append("Secure")
+        parts.append("SameSite=Lax")
+        return "; ".join(parts)
+
+    def clear(self, name: str) -> str:
+        return self.serialize(name, "", max_age=0)
+
+
+def read_session_token(cookies: Mapping[str, str], name: str) -> str | None:
+    """The session token, whole or reassembled from its chunks in numeric order.
+
+    Deterministic where next-auth is not: the plain name wins over chunks, and chunks
+    must run `.0 … .n-1` without a gap (at most MAX_CHUNKS), or there is no token.
+    """
+    if name in cookies:
+        return cookies[name] or None
+    chunks: dict[int, str] = {}
+    for cookie_name, value in cookies.items():
+        if cookie_name.startswith(name):
+            match = _CHUNK_SUFFIX.fullmatch(cookie_name[len(name) :])
+            if match:
+                chunks[int(match.group(1))] = value
+    if not chunks or len(chunks) > MAX_CHUNKS or set(chunks) != set(range(len(chunks))):
+        return None
+    return "".join(chunks[i] for i in range(len(chunks))) or None
+
+
+def has_session_cookie(cookies: Mapping[str, str], name: str) -> bool:
+    return any(cookie_name.startswith(name) for cookie_name in cookies)
+
+
+def session_cookie_headers(
+    policy: CookiePolicy,
+    request_cookies: Mapping[str, str],
+    token: str | None,
+    expires: float | None = None,
+) -> list[str]:
+    """Set-Cookie values that leave the browser with exactly `token` (or none).
+
+    Every cookie of the request under the session name is cleared unless rewritten, the
+    request's names first, then new ones, like next-auth's SessionStore.
+    """
+    name = policy.session_token
+    writes: dict[str, str] = {}
+    if token:
+        if len(token) <= CHUNK_SIZE:
+            writes[name] = token
+        else:
+            for i in range(0, len(token), CHUNK_SIZE):
+                writes[f"{name}.{i // CHUNK_SIZE}"] = token[i : i + CHUNK_SIZE]
+    headers: list[str] = []
+    for existing in request_cookies:
+        if not existing.startswith(name):
+            continue
+        if existing in writes:
+            headers.append(policy.serialize(existing, writes.pop(existing), expires=expires))
+        else:
+            headers.append(policy.clear(existing))
+    for chunk_name, value in writes.items():
+        headers.append(policy.serialize(chunk_name, value, expires=expires))
+    return headers

@@ -1,0 +1,51 @@
+"""next-auth's double-submit CSRF token: cookie `token|sha256hex(token + secret)`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CsrfState:
+    token: str
+    # True when the token came from a cookie whose hash checked out.
+    trusted: bool
+    # The cookie value to set, when the request brought no valid current one.
+    new_cookie: str | None = None
+
+
+def _digest(token: str, secret: str) -> str:
+    return hashlib.sha256((token + secret).encode()).hexdigest()
+
+
+def _cookie(token: str, secret: str) -> str:
+    return f"{token}|{_digest(token, secret)}"
+
+
+def csrf_state(cookie_value: str | None, secrets_: Sequence[str]) -> CsrfState:
+    """Trust the cookie when its hash matches a configured secret; otherwise mint one.
+
+    A cookie hashed with an older (rotated) secret stays valid and is re-issued under the
+    current one.
+    """
+    token, sep, digest = (cookie_value or "").partition("|")
+    if sep and token:
+        for index, secret in enumerate(secrets_):
+            if hmac.compare_digest(digest.encode(), _digest(token, secret).encode()):
+                renewed = None if index == 0 else _cookie(token, secrets_[0])
+                return CsrfState(token=token, trusted=True, new_cookie=renewed)
+    token = secrets.token_hex(32)
+    return CsrfState(token=token, trusted=False, new_cookie=_cookie(token, secrets_[0]))
+
+
+def csrf_verified(state: CsrfState, submitted: object) -> bool:
+    """A POST is verified when its body's csrfToken equals the trusted cookie's token."""
+    return (
+        state.trusted
+        and isinstance(submitted, str)
+        and hmac.compare_digest(submitted.encode(), state.token.encode())
+    )

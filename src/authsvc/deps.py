@@ -1,0 +1,63 @@
+"""FastAPI dependencies: how routes reach the shared parts, and where applications plug in.
+
+Override any of them with `app.dependency_overrides[...]`, for example to supply your own
+jwt callback::
+
+    app.dependency_overrides[get_jwt_callback] = lambda: my_jwt_callback
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from authsvc.callbacks import JwtCallback, SessionCallback
+from authsvc.redirects import RedirectCallback, default_redirect
+from authsvc.settings import Settings
+from authsvc.tokens import TokenCodec
+from authsvc.users.passwords import PasswordHasher
+from authsvc.users.repository import UserRepository
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_codec(request: Request) -> TokenCodec:
+    codec: TokenCodec = request.app.state.codec
+    return codec
+
+
+def get_user_repository(request: Request) -> UserRepository:
+    users: UserRepository = request.app.state.users
+    return users
+
+
+def get_password_hasher(request: Request) -> PasswordHasher:
+    hasher: PasswordHasher = request.app.state.hasher
+    return hasher
+
+
+def get_jwt_callback(request: Request) -> JwtCallback:
+    callback: JwtCallback = request.app.state.jwt_callback
+    return callback
+
+
+def get_session_callback(request: Request) -> SessionCallback:
+    callback: SessionCallback = request.app.state.session_callback
+    return callback
+
+
+def get_redirect_callback() -> RedirectCallback:
+    return default_redirect
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CodecDep = Annotated[TokenCodec, Depends(get_codec)]
+UsersDep = Annotated[UserRepository, Depends(get_user_repository)]
+HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+JwtCallbackDep = Annotated[JwtCallback, Depends(get_jwt_callback)]
+SessionCallbackDep = Annotated[SessionCallback, Depends(get_session_callback)]
+RedirectDep = Annotated[RedirectCallback, Depends(get_redirect_callback)]

@@ -1,0 +1,65 @@
+"""Email + password sign-in (next-auth's Credentials provider with `authorize`).
+
+Unknown email and wrong password are the same answer (None) and cost the same time:
+an unknown account still pays for one Argon2 verification against a dummy hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from authsvc.callbacks import Account, JwtCallback, JwtParams
+from authsvc.tokens import Claims
+from authsvc.users.emails import normalize_email
+from authsvc.users.passwords import PasswordHasher
+from authsvc.users.repository import UserRecord, UserRepository
+
+log = logging.getLogger("authsvc.credentials")
+
+PROVIDER_ID = "credentials"
+PROVIDER_NAME = "Credentials"
+
+
+async def authorize(
+    credentials: Mapping[str, Any], *, users: UserRepository, hasher: PasswordHasher
+) -> UserRecord | None:
+    """The user these credentials belong to, or None."""
+    password = credentials.get("password")
+    if not isinstance(password, str):
+        password = ""
+    email = normalize_email(credentials.get("email"))
+    user = await users.get_by_email(email) if email else None
+    if user is None or not user.password_hash:
+        await hasher.waste_time(password)
+        return None
+    result = await hasher.verify(user.password_hash, password)
+    if not result.ok:
+        return None
+    if result.upgraded_hash is not None:
+        await users.set_password_hash(user.id, result.upgraded_hash)
+        log.info("password hash upgraded to argon2id for user %s", user.id)
+    return user
+
+
+def initial_token(user: UserRecord) -> Claims:
+    """next-auth's token before the jwt callback: name, email, picture, sub."""
+    token: Claims = {"name": user.name, "email": user.email, "picture": user.image}
+    token = {key: value for key, value in token.items() if value is not None}
+    token["sub"] = user.id
+    return token
+
+
+async def sign_in_token(user: UserRecord, jwt_callback: JwtCallback) -> Claims:
+    """The claims of a fresh session for `user`, through the jwt callback."""
+    account = Account(provider=PROVIDER_ID, type="credentials", provider_account_id=user.id)
+    return await jwt_callback(
+        JwtParams(
+            token=initial_token(user),
+            user=user,
+            account=account,
+            trigger="signIn",
+            is_new_user=False,
+        )
+    )

@@ -1,0 +1,52 @@
+"""The callbackUrl rule: next-auth's default `redirect` callback, made strict.
+
+next-auth keeps a target that starts with `/` (prefixing the origin) or whose origin is
+the base origin, and sends everything else to the base. authsvc does the same and also
+refuses control characters, backslashes and userinfo, and never raises: a value no URL
+parser accepts is just "somewhere else", so it ends at the base URL.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+from urllib.parse import quote, urlsplit
+
+MAX_URL_LENGTH = 2048
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+# Characters kept as they are in a Location header; everything else is percent-encoded.
+_LOCATION_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
+
+
+class RedirectCallback(Protocol):
+    """`redirect({url, baseUrl})` from next-auth: return where to send the user."""
+
+    def __call__(self, url: str, base_url: str) -> str: ...
+
+
+def origin_of(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = 443 if parts.scheme == "https" else 80
+    suffix = "" if port in (None, default_port) else f":{port}"
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def default_redirect(url: str, base_url: str) -> str:
+    if not url or len(url) > MAX_URL_LENGTH or _UNSAFE.search(url):
+        return base_url
+    if url.startswith("/"):
+        return quote(base_url + url, safe=_LOCATION_SAFE)
+    # Both the raw text and the parsed origin must agree, so no parser differential helps.
+    rest = url[len(base_url) :] if url.startswith(base_url) else None
+    if rest is not None and rest[:1] in ("", "/", "?", "#") and origin_of(url) == base_url:
+        return quote(url, safe=_LOCATION_SAFE)
+    return base_url

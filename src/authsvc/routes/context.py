@@ -1,0 +1,147 @@
+"""What every `/api/auth` request works out first, as next-auth's `init` does.
+
+The cookie jar (parsed from the raw header), the CSRF state, the parsed body of a POST
+and the callback URL. Cookies that the request earned on the way (a new CSRF cookie, a
+changed callback-url cookie) are collected here and put on whatever response is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from authsvc.cookies import CookiePolicy, parse_cookie_header
+from authsvc.csrf import CsrfState, csrf_state, csrf_verified
+from authsvc.redirects import RedirectCallback
+from authsvc.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 100
+
+
+class BadRequestError(Exception):
+    """The request cannot be read; `status` and `message` are safe to send back."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class AuthContext:
+    settings: Settings
+    policy: CookiePolicy
+    cookies: dict[str, str]
+    csrf: CsrfState
+    body: dict[str, Any]
+    callback_url: str
+    origin_ok: bool
+    pending_cookies: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return self.settings.public_url.base
+
+    @property
+    def origin(self) -> str:
+        return self.settings.public_url.origin
+
+    @property
+    def json_mode(self) -> bool:
+        # next-auth checks for the *string* "true"; a JSON boolean still gets a redirect.
+        return self.body.get("json") == "true"
+
+    @property
+    def csrf_ok(self) -> bool:
+        return self.origin_ok and csrf_verified(self.csrf, self.body.get("csrfToken"))
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """A POST body as next-auth reads it: urlencoded form or a JSON object."""
+    if request.method != "POST":
+        return {}
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise BadRequestError(413, "request body too large")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise BadRequestError(413, "request body too large")
+    if not raw:
+        return {}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError(400, "request body is not UTF-8") from None
+    if content_type == "application/json":
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise BadRequestError(400, "request body is not valid JSON") from None
+        if not isinstance(parsed, dict):
+            raise BadRequestError(400, "request body must be a JSON object")
+        return parsed
+    if content_type in ("application/x-www-form-urlencoded", ""):
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        except ValueError:
+            raise BadRequestError(400, "too many form fields") from None
+        form: dict[str, Any] = {}
+        for key, value in pairs:
+            form.setdefault(key, value)
+        return form
+    raise BadRequestError(415, "send application/x-www-form-urlencoded or application/json")
+
+
+def _origin_allowed(request: Request, settings: Settings) -> bool:
+    """Fetch-metadata and Origin checks on top of the CSRF token (stricter than next-auth)."""
+    if request.method != "POST":
+        return True
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    return origin is None or origin == settings.public_url.origin
+
+
+async def build_context(
+    request: Request, settings: Settings, redirect: RedirectCallback
+) -> AuthContext:
+    policy = CookiePolicy(secure=settings.secure_cookies)
+    cookies = parse_cookie_header(request.headers.get("cookie"))
+    csrf = csrf_state(cookies.get(policy.csrf_token), settings.all_secrets)
+    body = await read_body(request)
+    origin = settings.public_url.origin
+    pending: list[str] = []
+    if csrf.new_cookie is not None:
+        pending.append(policy.serialize(policy.csrf_token, csrf.new_cookie))
+
+    requested = body.get("callbackUrl")
+    if not isinstance(requested, str):
+        requested = request.query_params.get("callbackUrl")
+    stored = cookies.get(policy.callback_url)
+    if requested:
+        callback_url = redirect(requested, origin)
+    elif stored:
+        callback_url = redirect(stored, origin)
+    else:
+        callback_url = origin
+    if callback_url != stored:
+        pending.append(policy.serialize(policy.callback_url, callback_url))
+
+    return AuthContext(
+        settings=settings,
+        policy=policy,
+        cookies=cookies,
+        csrf=csrf,
+        body=body,
+        callback_url=callback_url,
+        origin_ok=_origin_allowed(request, settings),
+        pending_cookies=pending,
+    )

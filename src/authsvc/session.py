@@ -1,0 +1,75 @@
+"""The session read path in one place: token → jwt callback → session callback.
+
+Used by `GET/POST /session` and by everything else that asks "who is this?".
+It knows nothing of HTTP: callers hand it the raw token and get a value back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from authsvc.callbacks import JwtCallback, JwtParams, SessionCallback, SessionParams
+from authsvc.tokens import Claims, TokenCodec, is_session_shaped
+
+log = logging.getLogger("authsvc.session")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOutcome:
+    # none: no session cookie; invalid: a cookie that is not a valid session; valid.
+    kind: Literal["none", "invalid", "valid"]
+    token: Claims | None = None
+    session: dict[str, Any] | None = None
+
+
+NO_SESSION = SessionOutcome("none")
+INVALID_SESSION = SessionOutcome("invalid")
+
+
+def iso_expires(now: float, max_age: int) -> str:
+    """JavaScript's `toISOString()` of now + max_age: milliseconds and `Z`."""
+    moment = datetime.fromtimestamp(now + max_age, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def decode_session_token(codec: TokenCodec, raw: str, now: float | None = None) -> Claims | None:
+    claims = codec.decode(raw, now)
+    if claims is None or not is_session_shaped(claims):
+        return None
+    return claims
+
+
+def default_session_user(claims: Claims) -> dict[str, Any]:
+    """next-auth's default `session.user`, from the token as decoded."""
+    mapping = {"name": "name", "email": "email", "image": "picture"}
+    return {key: claims[source] for key, source in mapping.items() if source in claims}
+
+
+async def resolve_session(
+    raw_token: str | None,
+    *,
+    codec: TokenCodec,
+    jwt_callback: JwtCallback,
+    session_callback: SessionCallback,
+    max_age: int,
+    trigger: Literal["update"] | None = None,
+    data: Any = None,
+    now: float | None = None,
+) -> SessionOutcome:
+    if raw_token is None:
+        return NO_SESSION
+    current = time.time() if now is None else now
+    claims = decode_session_token(codec, raw_token, current)
+    if claims is None:
+        log.info("JWT_SESSION_ERROR: session cookie rejected")
+        return INVALID_SESSION
+    user = default_session_user(claims)
+    token = await jwt_callback(JwtParams(token=claims, trigger=trigger, session=data))
+    session = await session_callback(
+        SessionParams(session={"user": user, "expires": iso_expires(current, max_age)}, token=token)
+    )
+    return SessionOutcome("valid", token=token, session=session)

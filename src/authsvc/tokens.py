@@ -1,0 +1,170 @@
+"""next-auth v4 token codec: JWE `dir` + `A256GCM`, key = HKDF-SHA256(secret).
+
+Encoding is byte-compatible with next-auth's `encode`. Decoding is stricter than
+next-auth's `decode` (see docs in README "Where authsvc differs"): the header must be
+exactly the one next-auth writes, segments must be canonical base64url, the token has
+a length cap checked before any crypto, and `exp` is required. Every failure is the
+value `None`; nothing raises to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jose import jwe
+from jose.exceptions import JOSEError
+
+from authsvc.users.models import ROLES
+
+Claims = dict[str, Any]
+
+HEADER_SEGMENT = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0"  # {"alg":"dir","enc":"A256GCM"}
+CLOCK_TOLERANCE = 15
+# A 3-chunk next-auth cookie is ~8.4k characters; 16 KiB leaves room and bounds the work.
+MAX_TOKEN_LENGTH = 16 * 1024
+MAX_EMAIL_LENGTH = 320
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+# base64url characters whose value has its low 4 bits clear, for the canonical last
+# character of an encoding of n bytes with n % 3 == 1 (4 spare bits) ...
+_CANONICAL_4 = frozenset("AQgw")
+# ... and low 2 bits clear, for n % 3 == 2 (2 spare bits).
+_CANONICAL_2 = frozenset("AEIMQUYcgkosw048")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def derive_key(secret: str, salt: str = "") -> bytes:
+    """next-auth's `getDerivedEncryptionKey`: 32 bytes of HKDF-SHA256."""
+    return _derive_key(secret, salt)
+
+
+@lru_cache(maxsize=64)
+def _derive_key(secret: str, salt: str) -> bytes:
+    info = "NextAuth.js Generated Encryption Key"
+    if salt:
+        info += f" ({salt})"
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt.encode(), info=info.encode())
+    return hkdf.derive(secret.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCodec:
+    """Encrypts with the first secret, decrypts with any (key rotation)."""
+
+    secrets: Sequence[str]
+    salt: str = ""
+
+    def encode(self, claims: Mapping[str, Any], max_age: int, now: float | None = None) -> str:
+        """Like next-auth `encode`: copy, then set iat/exp/jti (overwriting, keeping order)."""
+        issued = int(time.time() if now is None else now)
+        payload = dict(claims)
+        payload["iat"] = issued
+        payload["exp"] = issued + max_age
+        payload["jti"] = str(uuid.uuid4())
+        plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        key = derive_key(self.secrets[0], self.salt)
+        token: bytes = jwe.encrypt(plaintext.encode(), key, algorithm="dir", encryption="A256GCM")
+        return token.decode("ascii")
+
+    def decode(self, token: str, now: float | None = None) -> Claims | None:
+        """The claims of a well-formed, authentic, unexpired token; otherwise None."""
+        if not _well_formed(token):
+            return None
+        plaintext = self._decrypt(token)
+        if plaintext is None:
+            return None
+        try:
+            claims = json.loads(plaintext.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(claims, dict) or not _times_valid(claims, now):
+            return None
+        return claims
+
+    def _decrypt(self, token: str) -> bytes | None:
+        for secret in self.secrets:
+            try:
+                plaintext = jwe.decrypt(token, derive_key(secret, self.salt))
+            except JOSEError:
+                continue
+            # python-jose returns None (no exception) for some invalid `dir` inputs.
+            if isinstance(plaintext, bytes):
+                return plaintext
+        return None
+
+
+def _well_formed(token: object) -> bool:
+    """Cheap structural checks, before any crypto (R1, R3, R4)."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        return False
+    parts = token.split(".")
+    if len(parts) != 5:
+        return False
+    header, encrypted_key, iv, ciphertext, tag = parts
+    if header != HEADER_SEGMENT or encrypted_key != "":
+        return False
+    if len(iv) != 16 or len(tag) != 22 or not ciphertext:
+        return False
+    return all(_canonical_b64url(segment) for segment in (iv, ciphertext, tag))
+
+
+def _canonical_b64url(segment: str) -> bool:
+    if not _B64URL.fullmatch(segment):
+        return False
+    remainder = len(segment) % 4
+    if remainder == 1:
+        return False
+    if remainder == 2:
+        return segment[-1] in _CANONICAL_4
+    if remainder == 3:
+        return segment[-1] in _CANONICAL_2
+    return True
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _times_valid(claims: Claims, now: float | None) -> bool:
+    current = int(time.time() if now is None else now)
+    exp = claims.get("exp")
+    if not _is_number(exp) or exp <= current - CLOCK_TOLERANCE:  # type: ignore[operator]
+        return False
+    if "nbf" in claims:
+        nbf = claims["nbf"]
+        if not _is_number(nbf) or nbf > current + CLOCK_TOLERANCE:
+            return False
+    return "iat" not in claims or _is_number(claims["iat"])
+
+
+def is_session_shaped(claims: Claims) -> bool:
+    """A session token, as opposed to any other JWE under the same key (R6, R7).
+
+    OAuth check cookies carry `{value, provider}`; a session carries a subject. Claims that
+    later reach headers and JSON (`role`, `email`, `name`) must have sane types.
+    """
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or _CONTROL.search(sub):
+        return False
+    if "value" in claims and "provider" in claims:
+        return False
+    role = claims.get("role")
+    if role is not None and (not isinstance(role, str) or role not in ROLES):
+        return False
+    email = claims.get("email")
+    if email is not None and (
+        not isinstance(email, str) or len(email) > MAX_EMAIL_LENGTH or _CONTROL.search(email)
+    ):
+        return False
+    name = claims.get("name")
+    return name is None or isinstance(name, str)

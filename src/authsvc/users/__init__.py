@@ -1,0 +1,1 @@
+"""Users: the table, the repository interface, passwords and email rules."""

@@ -1,0 +1,61 @@
+"""The `users` table (SQLAlchemy 2), shaped like the storefront's Prisma `User`."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from cuid2 import Cuid
+from sqlalchemy import DateTime, Enum, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Role(enum.StrEnum):
+    CUSTOMER = "CUSTOMER"
+    ADMIN = "ADMIN"
+    DEVELOPER = "DEVELOPER"
+    STAFF = "STAFF"
+    WHOLESALE = "WHOLESALE"
+    FUNDRAISER = "FUNDRAISER"
+
+
+ROLES = frozenset(role.value for role in Role)
+
+_cuid = Cuid(length=25)
+
+
+def new_id() -> str:
+    """A collision-resistant, non-sequential id in the CUID family (CUID2)."""
+    return str(_cuid.generate())
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_id)
+    # Stored normalised (see users.emails), so the unique index is case-insensitive in effect.
+    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    image: Mapped[str | None] = mapped_column(String(2048))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(
+        Enum(
+            Role,
+            name="user_role",
+            native_enum=False,
+            length=16,
+            create_constraint=True,
+            validate_strings=True,
+        ),
+        default=Role.CUSTOMER,
+        server_default=Role.CUSTOMER.value,
+    )
+    fundraiser_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -1,0 +1,77 @@
+"""Password hashing: Argon2id for everything new; legacy bcrypt verified and upgraded.
+
+Hashing runs in a worker thread (argon2-cffi and bcrypt release the GIL), so a storm of
+sign-ins never blocks the event loop that serves session checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import argon2
+import bcrypt
+from anyio import to_thread
+from argon2.exceptions import InvalidHashError, VerificationError
+
+# Longer inputs are refused before hashing: nobody types this, and it bounds the work.
+MAX_PASSWORD_BYTES = 1024
+MIN_PASSWORD_LENGTH = 8
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+# bcrypt only ever covered the first 72 bytes; Node's bcryptjs truncates silently.
+_BCRYPT_INPUT_LIMIT = 72
+
+
+class PasswordPolicyError(ValueError):
+    """A new password does not meet the policy; the message is safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    ok: bool
+    # A fresh Argon2id hash when the stored one is legacy or has weaker parameters.
+    upgraded_hash: str | None = None
+
+
+class PasswordHasher:
+    def __init__(self, hasher: argon2.PasswordHasher | None = None) -> None:
+        self._argon2 = hasher or argon2.PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4
+        self._dummy_hash = self._argon2.hash("authsvc-dummy-password")
+
+    def check_policy(self, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise PasswordPolicyError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            raise PasswordPolicyError(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
+
+    async def hash(self, password: str) -> str:
+        self.check_policy(password)
+        return await to_thread.run_sync(self._argon2.hash, password)
+
+    async def verify(self, stored_hash: str, password: str) -> Verification:
+        if len(password.encode()) > MAX_PASSWORD_BYTES:
+            await self.waste_time(password)
+            return Verification(ok=False)
+        return await to_thread.run_sync(self._verify_sync, stored_hash, password)
+
+    async def waste_time(self, password: str) -> None:
+        """Spend what a real check costs, so an unknown account is not faster to reject."""
+        await to_thread.run_sync(self._verify_argon2, self._dummy_hash, password[:64])
+
+    def _verify_sync(self, stored_hash: str, password: str) -> Verification:
+        if stored_hash.startswith(_BCRYPT_PREFIXES):
+            try:
+                ok = bcrypt.checkpw(password.encode()[:_BCRYPT_INPUT_LIMIT], stored_hash.encode())
+            except ValueError:  # a corrupt stored hash is a failed sign-in, not a crash
+                return Verification(ok=False)
+            return Verification(ok=ok, upgraded_hash=self._argon2.hash(password) if ok else None)
+        if not self._verify_argon2(stored_hash, password):
+            return Verification(ok=False)
+        if self._argon2.check_needs_rehash(stored_hash):
+            return Verification(ok=True, upgraded_hash=self._argon2.hash(password))
+        return Verification(ok=True)
+
+    def _verify_argon2(self, stored_hash: str, password: str) -> bool:
+        try:
+            return self._argon2.verify(stored_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False

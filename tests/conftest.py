@@ -1,0 +1,135 @@
+"""Shared fixtures: settings, real databases (SQLite and PostgreSQL), the app and a client.
+
+PostgreSQL is required: a missing server fails the run rather than skipping tests.
+Set AUTHSVC_TEST_POSTGRES to point elsewhere (default: postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+
+from authsvc.app import create_app
+from authsvc.migrations import upgrade
+from authsvc.settings import Settings
+from authsvc.users.passwords import PasswordHasher
+
+SECRET = "test-secret-do-not-use-in-production-0123456789"
+OTHER_SECRET = "a-completely-different-secret-9876543210"
+BASE = "http://localhost:3000"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+if not SHARED.is_dir():  # CI lays shared/ beside the clone; a checkout may sit elsewhere
+    SHARED = Path(os.environ.get("AUTHSVC_SHARED", "../shared")).resolve()
+PG_ADMIN_DSN = os.environ.get("AUTHSVC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "secret": SECRET,
+        "url": BASE,
+        "database_url": "sqlite+aiosqlite:///:memory:",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values).check()
+
+
+@pytest.fixture(scope="session")
+def vectors() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SHARED / "vectors" / "vectors.json").read_text())
+    return data
+
+
+@pytest.fixture(scope="session")
+def vector(vectors: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in vectors["vectors"]}
+
+
+@pytest.fixture(scope="session")
+async def postgres_database() -> AsyncIterator[str]:
+    """A throw-away PostgreSQL database for this run, migrated to head."""
+    name = f"authsvc_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is required for the tests ({PG_ADMIN_DSN}): {exc}")
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    await asyncio.to_thread(upgrade, url)
+    yield url
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database-backed test runs on a fresh SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'authsvc.db'}"
+        upgrade(url)
+        return url
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+@pytest.fixture(scope="session")
+def hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url=database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, hasher: PasswordHasher) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, hasher=hasher)
+    database = application.state.database
+    if settings.database_url.startswith("postgresql"):
+        async with database.engine.begin() as conn:
+            await conn.execute(text("TRUNCATE users CASCADE"))
+    yield application
+    await database.dispose()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        yield http
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, *args: Any) -> None:
+        self.statements.append(str(args[2]))
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def sql_statements(app: FastAPI) -> Iterator[StatementCounter]:
+    """Every SQL statement the app sends from now on."""
+    counter = StatementCounter()
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(engine, "before_cursor_execute", counter)
