@@ -13,7 +13,7 @@ from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 MAX_URL_LENGTH = 2048
-_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
 # Characters kept as they are in a Location header; everything else is percent-encoded.
 _LOCATION_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
 
