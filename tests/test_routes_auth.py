@@ -571,3 +571,18 @@ async def test_no_token_or_secret_reaches_the_logs(
     await sign_in(client, password="wrong-password")
     assert "eyJhbGciOiJkaXIi" not in caplog.text
     assert SECRET not in caplog.text and PASSWORD not in caplog.text
+
+
+async def test_unexpected_failure_is_a_bare_500_without_details(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(params: JwtParams) -> dict[str, Any]:
+        raise RuntimeError(f"boom {SECRET}")
+
+    app.dependency_overrides[get_jwt_callback] = lambda: broken
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        token = CODEC.encode({"sub": "u", "role": "ADMIN"}, 600)
+        response = await client.get("/api/auth/session", headers=cookie_header(token))
+    assert (response.status_code, response.json()) == (500, {"message": "internal error"})
+    assert "Traceback" not in response.text and SECRET not in caplog.text
