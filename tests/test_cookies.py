@@ -170,3 +170,9 @@ def test_any_token_survives_chunking_and_reassembly(token: str) -> None:
 @given(st.text(max_size=300))
 def test_cookie_parser_never_raises(header: str) -> None:
     assert isinstance(parse_cookie_header(header), dict)
+
+
+def test_cookie_with_a_malformed_escape_is_kept_raw_as_next_auth_keeps_it() -> None:
+    # cookie@0.7.2 `tryDecode`: decodeURIComponent throws on `%zz`, so the raw value stays.
+    # Checked with tests/node/node_modules/cookie: parse("a=%zz%41") -> {a: "%zz%41"}.
+    assert parse_cookie_header("a=%zz%41; b=100%%41") == {"a": "%zz%41", "b": "100%%41"}

@@ -17,6 +17,7 @@ CHUNK_SIZE = 3933  # 4096 minus next-auth's estimated 163 bytes of attributes
 MAX_CHUNKS = 8
 MAX_COOKIE_HEADER = 32 * 1024
 MAX_COOKIES = 200
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _CHUNK_SUFFIX = re.compile(r"\.(0|[1-9][0-9]?)")
 # encodeURIComponent leaves these unescaped besides letters, digits and `-_.~`.
 _URI_COMPONENT_SAFE = "!*'()"
@@ -45,18 +46,18 @@ def parse_cookie_header(header: str | None) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        if "%" in value:
-            value = unquote(value, errors="strict") if _decodes(value) else value
-        cookies[name] = value
+        cookies[name] = _decode_value(value) if "%" in value else value
     return cookies
 
 
-def _decodes(value: str) -> bool:
+def _decode_value(value: str) -> str:
+    """`decodeURIComponent`, or the raw value when that would throw (cookie's tryDecode)."""
+    if _BAD_ESCAPE.search(value):
+        return value
     try:
-        unquote(value, errors="strict")
+        return unquote(value, errors="strict")
     except UnicodeDecodeError:
-        return False
-    return True
+        return value
 
 
 def http_date(timestamp: float) -> str:
