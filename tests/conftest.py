@@ -81,8 +81,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         url = f"sqlite+aiosqlite:///{tmp_path / 'authsvc.db'}"
         upgrade(url)
         return url
-    url: str = request.getfixturevalue("postgres_database")
-    return url
+    postgres_url: str = request.getfixturevalue("postgres_database")
+    return postgres_url
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -184,7 +185,7 @@ def tampered(token: str) -> str:
     return ".".join(parts)
 
 
-BAD_TOKENS = {
+BAD_TOKENS: dict[str, Callable[[], str]] = {
     "tampered": lambda: tampered(CODEC.encode({"sub": "u", "role": "ADMIN"}, 600)),
     "expired": lambda: CODEC.encode({"sub": "u"}, 60, now=time.time() - 3600),
     "other secret": lambda: TokenCodec([OTHER_SECRET]).encode({"sub": "u"}, 600),
@@ -586,3 +587,17 @@ async def test_unexpected_failure_is_a_bare_500_without_details(
         response = await client.get("/api/auth/session", headers=cookie_header(token))
     assert (response.status_code, response.json()) == (500, {"message": "internal error"})
     assert "Traceback" not in response.text and SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("field", ["password", "email", "csrfToken", "callbackUrl"])
+async def test_lone_surrogate_escapes_in_a_json_body_are_a_400(
+    client: httpx.AsyncClient, field: str
+) -> None:
+    body = {"email": "a@example.com", "password": "x" * 10, "csrfToken": await csrf_token(client)}
+    raw = json.dumps({**body, field: "\ud800"})
+    response = await client.post(
+        "/api/auth/callback/credentials",
+        content=raw,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400

@@ -99,7 +99,7 @@ def test_invalid_number_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_defaults_match_next_auth() -> None:
-    settings = Settings(_env_file=None, secret=SECRET)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, secret=SECRET)
     assert settings.session_max_age == 2_592_000
     assert settings.public_url.base == "http://localhost:3000/api/auth"
     assert settings.database_url.startswith("sqlite+aiosqlite")

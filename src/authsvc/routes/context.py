@@ -87,6 +87,8 @@ async def read_body(request: Request) -> dict[str, Any]:
             raise BadRequestError(400, "request body is not valid JSON") from None
         if not isinstance(parsed, dict):
             raise BadRequestError(400, "request body must be a JSON object")
+        if not _encodable(parsed):
+            raise BadRequestError(400, "request body contains invalid Unicode escapes")
         return parsed
     if content_type in ("application/x-www-form-urlencoded", ""):
         try:
@@ -98,6 +100,15 @@ async def read_body(request: Request) -> dict[str, Any]:
             form.setdefault(key, value)
         return form
     raise BadRequestError(415, "send application/x-www-form-urlencoded or application/json")
+
+
+def _encodable(value: Any) -> bool:
+    """JSON `\ud800` escapes decode to lone surrogates, which nothing downstream can encode."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _origin_allowed(request: Request, settings: Settings) -> bool:

@@ -19,6 +19,10 @@ def normalize_email(raw: object) -> str | None:
     if not isinstance(raw, str) or len(raw) > MAX_LENGTH * 4:
         return None
     value = unicodedata.normalize("NFKC", raw).strip().lower()
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from a JSON "\ud800" escape
+        return None
     if not value or len(value) > MAX_LENGTH or _FORBIDDEN.search(value):
         return None
     if value.count("@") != 1:

@@ -38,6 +38,8 @@ class PasswordHasher:
         self._dummy_hash = self._argon2.hash("authsvc-dummy-password")
 
     def check_policy(self, password: str) -> None:
+        if _utf8_length(password) is None:
+            raise PasswordPolicyError("password must be valid Unicode text")
         if len(password) < MIN_PASSWORD_LENGTH:
             raise PasswordPolicyError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
         if len(password.encode()) > MAX_PASSWORD_BYTES:
@@ -48,14 +50,16 @@ class PasswordHasher:
         return await to_thread.run_sync(self._argon2.hash, password)
 
     async def verify(self, stored_hash: str, password: str) -> Verification:
-        if len(password.encode()) > MAX_PASSWORD_BYTES:
+        length = _utf8_length(password)
+        if length is None or length > MAX_PASSWORD_BYTES:
             await self.waste_time(password)
             return Verification(ok=False)
         return await to_thread.run_sync(self._verify_sync, stored_hash, password)
 
     async def waste_time(self, password: str) -> None:
         """Spend what a real check costs, so an unknown account is not faster to reject."""
-        await to_thread.run_sync(self._verify_argon2, self._dummy_hash, password[:64])
+        probe = password[:64].encode("utf-8", "replace").decode("utf-8")
+        await to_thread.run_sync(self._verify_argon2, self._dummy_hash, probe)
 
     def _verify_sync(self, stored_hash: str, password: str) -> Verification:
         if stored_hash.startswith(_BCRYPT_PREFIXES):
@@ -75,3 +79,11 @@ class PasswordHasher:
             return self._argon2.verify(stored_hash, password)
         except (VerificationError, InvalidHashError):
             return False
+
+
+def _utf8_length(password: str) -> int | None:
+    """Bytes in UTF-8, or None for text that has no UTF-8 form (lone surrogates)."""
+    try:
+        return len(password.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None

@@ -1,0 +1,412 @@
+"""The `authsvc` command, run in-process through `authsvc.cli.run`.
+
+`run` (and alembic's env.py) call asyncio.run, so these tests are synchronous.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from authsvc.cli import run
+
+SECRET_VARIABLES = ("NEXTAUTH_SECRET", "AUTH_SECRET", "NEXTAUTH_SECRET_PREVIOUS")
+UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+COMMANDS = ("serve", "migrate", "create-user", "set-role", "gen-secret")
+CUID2 = r"[a-z][a-z0-9]{24}"
+
+
+def new_secret() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop every setting the developer's shell might carry into the test."""
+    for name in list(os.environ):
+        if name.startswith(("NEXTAUTH_", "AUTHSVC_")) or name in (
+            *SECRET_VARIABLES,
+            "DATABASE_URL",
+        ):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> Path:
+    return tmp_path / "cli.db"
+
+
+@pytest.fixture(autouse=True)
+def cli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_path: Path) -> None:
+    clean_environment(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # no stray `.env` is read
+    monkeypatch.setenv("NEXTAUTH_SECRET", new_secret())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{database_path}")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    status = run(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("authsvc: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def create_user(
+    capsys: pytest.CaptureFixture[str], email: str = "ada@example.com", *extra: str
+) -> tuple[int, str, str]:
+    return cli(capsys, "create-user", "--email", email, "--password", "correct horse", *extra)
+
+
+def stored_users(database_path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(database_path) as conn:
+        return list(conn.execute("SELECT id, email, role FROM users ORDER BY email"))
+
+
+# --- gen-secret -------------------------------------------------------------------------
+
+
+def test_gen_secret_prints_base64_of_32_random_bytes(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = cli(capsys, "gen-secret")
+
+    assert status == 0
+    assert len(base64.b64decode(out.strip(), validate=True)) == 32
+
+
+def test_gen_secret_prints_a_different_secret_each_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli(capsys, "gen-secret")[1] != cli(capsys, "gen-secret")[1]
+
+
+def test_gen_secret_needs_no_configuration(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NEXTAUTH_SECRET")
+
+    assert cli(capsys, "gen-secret")[0] == 0
+
+
+# --- create-user ------------------------------------------------------------------------
+
+
+def test_create_user_prints_the_new_id(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = create_user(capsys)
+
+    assert status == 0, err
+    assert re.fullmatch(rf"created user {CUID2} <ada@example\.com> role CUSTOMER\n", out), out
+
+
+def test_create_user_migrates_a_new_sqlite_database_and_stores_the_user(
+    capsys: pytest.CaptureFixture[str], database_path: Path
+) -> None:
+    assert not database_path.exists()
+
+    _, out, _ = create_user(capsys)
+
+    printed_id = out.split()[2]
+    assert stored_users(database_path) == [(printed_id, "ada@example.com", "CUSTOMER")]
+
+
+def test_create_user_stores_the_normalised_email(
+    capsys: pytest.CaptureFixture[str], database_path: Path
+) -> None:
+    create_user(capsys, "  Ada@EXAMPLE.com ")
+
+    assert [email for _, email, _ in stored_users(database_path)] == ["ada@example.com"]
+
+
+def test_create_user_stores_an_argon2id_hash(
+    capsys: pytest.CaptureFixture[str], database_path: Path
+) -> None:
+    create_user(capsys)
+
+    with sqlite3.connect(database_path) as conn:
+        (stored_hash,) = conn.execute("SELECT password_hash FROM users").fetchone()
+    assert stored_hash.startswith("$argon2id$")
+
+
+def test_create_user_accepts_a_role(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = create_user(capsys, "ada@example.com", "--role", "ADMIN")
+
+    assert status == 0
+    assert out.rstrip().endswith("role ADMIN")
+
+
+def test_create_user_with_a_duplicate_email_exits_1_with_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    create_user(capsys)
+
+    status, out, err = create_user(capsys, "ADA@example.com")
+
+    assert status == 1
+    assert out == ""
+    assert "already exists" in assert_one_error_line(err)
+
+
+def test_create_user_with_an_invalid_email_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = create_user(capsys, '"e@attacker.com"@victim.com')
+
+    assert status == 1
+    assert "not a valid email address" in assert_one_error_line(err)
+
+
+def test_create_user_with_a_short_password_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = cli(capsys, "create-user", "--email", "ada@example.com", "--password", "short")
+
+    assert status == 1
+    assert "at least 8" in assert_one_error_line(err)
+
+
+def test_create_user_with_an_unknown_role_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        create_user(capsys, "ada@example.com", "--role", "EMPEROR")
+
+    assert exit_info.value.code == 2
+
+
+# --- set-role ---------------------------------------------------------------------------
+
+
+def test_set_role_changes_the_role(capsys: pytest.CaptureFixture[str], database_path: Path) -> None:
+    create_user(capsys)
+
+    status, out, err = cli(capsys, "set-role", "--email", "Ada@Example.com", "--role", "STAFF")
+
+    assert status == 0, err
+    assert re.fullmatch(rf"user {CUID2} <ada@example\.com> now has role STAFF\n", out), out
+    assert [role for _, _, role in stored_users(database_path)] == ["STAFF"]
+
+
+def test_set_role_for_an_unknown_email_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = cli(capsys, "set-role", "--email", "nobody@example.com", "--role", "ADMIN")
+
+    assert status == 1
+    assert "no user with email nobody@example.com" in assert_one_error_line(err)
+
+
+def test_set_role_with_an_invalid_email_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = cli(capsys, "set-role", "--email", "a,b@example.com", "--role", "ADMIN")
+
+    assert status == 1
+    assert_one_error_line(err)
+
+
+# --- configuration errors ---------------------------------------------------------------
+
+
+def test_a_missing_secret_exits_1_and_says_how_to_make_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NEXTAUTH_SECRET")
+
+    status, _, err = cli(capsys, "migrate")
+
+    assert status == 1
+    line = assert_one_error_line(err)
+    assert "NEXTAUTH_SECRET" in line
+    assert "openssl rand -base64 32" in line
+
+
+def test_a_16_byte_secret_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", base64.b64encode(secrets.token_bytes(16)).decode())
+
+    status, _, err = cli(capsys, "migrate")
+
+    assert status == 1
+    line = assert_one_error_line(err)
+    assert "NEXTAUTH_SECRET is too short" in line
+
+
+def test_a_secret_error_stops_create_user_before_touching_the_database(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_path: Path
+) -> None:
+    monkeypatch.delenv("NEXTAUTH_SECRET")
+
+    status, _, _ = create_user(capsys)
+
+    assert status == 1
+    assert not database_path.exists()
+
+
+def test_an_unsupported_database_scheme_exits_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://root@localhost/db")
+
+    status, _, err = cli(capsys, "migrate")
+
+    assert status == 1
+    assert "DATABASE_URL" in assert_one_error_line(err)
+
+
+# --- migrate ----------------------------------------------------------------------------
+
+
+def test_migrate_reports_the_database_is_up_to_date(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, err = cli(capsys, "migrate")
+
+    assert (status, out, err) == (0, "database is up to date\n", "")
+
+
+def test_migrate_twice_is_fine(capsys: pytest.CaptureFixture[str]) -> None:
+    cli(capsys, "migrate")
+
+    assert cli(capsys, "migrate") == (0, "database is up to date\n", "")
+
+
+# --- help and version -------------------------------------------------------------------
+
+
+def test_help_exits_0_and_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["--help"])
+    out = capsys.readouterr().out
+
+    assert exit_info.value.code == 0
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run([])
+
+    assert exit_info.value.code == 2
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["--version"])
+
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("authsvc ")
+
+
+# --- an unreachable database ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("migrate",),
+        ("create-user", "--email", "ada@example.com", "--password", "correct horse"),
+        ("set-role", "--email", "ada@example.com", "--role", "ADMIN"),
+    ],
+    ids=["migrate", "create-user", "set-role"],
+)
+def test_an_unreachable_postgres_exits_1_with_one_line_and_no_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE_POSTGRES)
+
+    status, out, err = cli(capsys, *args)
+
+    assert status == 1
+    assert out == ""
+    assert_one_error_line(err)
+
+
+# --- the real console script ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_session(base: str, server: subprocess.Popen[bytes], log: Path) -> httpx.Response:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"authsvc serve exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base}/api/auth/session", timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail(f"authsvc serve did not answer within 15 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`authsvc serve` on a fresh SQLite file, as a separate process (one per module)."""
+    tmp_path = tmp_path_factory.mktemp("served")
+    script = Path(sys.executable).parent / "authsvc"
+    assert script.exists(), f"console script missing: {script}"
+    port = free_port()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("NEXTAUTH_", "AUTHSVC_")) and name != "DATABASE_URL"
+    }
+    env.update(
+        NEXTAUTH_SECRET=new_secret(),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'served.db'}",
+        AUTHSVC_LOG_LEVEL="warning",
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [str(script), "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        session = wait_for_session(base, server, log)
+        assert (session.status_code, session.json()) == (200, {}), session.text
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_the_served_console_script_answers_the_session_endpoint(served: str) -> None:
+    response = httpx.get(f"{served}/api/auth/session", timeout=5)
+
+    assert response.status_code == 200
+    assert response.json() == {}
+
+
+def test_the_served_console_script_hands_out_a_csrf_token(served: str) -> None:
+    response = httpx.get(f"{served}/api/auth/csrf", timeout=5)
+
+    assert response.status_code == 200
+    assert re.fullmatch(r"[0-9a-f]{64}", response.json()["csrfToken"])
+
+
+def test_the_served_console_script_serves_the_api_docs(served: str) -> None:
+    assert httpx.get(f"{served}/docs", timeout=5).status_code == 200

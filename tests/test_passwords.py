@@ -1,0 +1,412 @@
+"""Password hashing: Argon2id for new hashes, legacy hashes verified and upgraded."""
+
+from __future__ import annotations
+
+import argon2
+import bcrypt
+import pytest
+
+from authsvc.providers.credentials import authorize
+from authsvc.users.models import Role
+from authsvc.users.passwords import (
+    MAX_PASSWORD_BYTES,
+    PasswordHasher,
+    PasswordPolicyError,
+)
+from authsvc.users.repository import UserRecord
+
+PASSWORD = "correct horse battery staple"
+ARGON2ID_DEFAULTS = "$argon2id$v=19$m=65536,t=3,p=4$"
+# OWASP Password Storage Cheat Sheet: Argon2id with at least m=19 MiB, t=2, p=1.
+OWASP_MIN_MEMORY_KIB = 19 * 1024
+OWASP_MIN_TIME_COST = 2
+OWASP_MIN_PARALLELISM = 1
+
+
+def bcrypt_hash(password: str, prefix: str = "$2b$") -> str:
+    """A legacy hash as a Node app stored it: bcrypt cost 10, `$2a$` from bcryptjs."""
+    made = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    assert made.startswith("$2b$10$")
+    return prefix + made[len("$2b$") :]
+
+
+def assert_current_argon2id(stored_hash: str) -> None:
+    assert stored_hash.startswith(ARGON2ID_DEFAULTS), stored_hash
+
+
+class InMemoryUsers:
+    """Just enough of UserRepository for `authorize`."""
+
+    def __init__(self, *records: UserRecord) -> None:
+        self.by_email = {record.email: record for record in records}
+        self.password_updates: list[tuple[str, str]] = []
+
+    async def get_by_email(self, email: str) -> UserRecord | None:
+        return self.by_email.get(email)
+
+    async def get_by_id(self, user_id: str) -> UserRecord | None:
+        return next((r for r in self.by_email.values() if r.id == user_id), None)
+
+    async def create(
+        self,
+        *,
+        email: str,
+        name: str | None = None,
+        password_hash: str | None = None,
+        role: Role = Role.CUSTOMER,
+        image: str | None = None,
+        fundraiser_id: str | None = None,
+    ) -> UserRecord:
+        raise NotImplementedError
+
+    async def set_role(self, email: str, role: Role) -> UserRecord | None:
+        raise NotImplementedError
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        self.password_updates.append((user_id, password_hash))
+
+
+class RecordingHasher(PasswordHasher):
+    """A real hasher that remembers every `waste_time` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wasted: list[str] = []
+
+    async def waste_time(self, password: str) -> None:
+        self.wasted.append(password)
+        await super().waste_time(password)
+
+
+@pytest.fixture(scope="module")
+def recording_hasher() -> RecordingHasher:
+    return RecordingHasher()
+
+
+@pytest.fixture
+def fresh_recording_hasher(recording_hasher: RecordingHasher) -> RecordingHasher:
+    recording_hasher.wasted.clear()
+    return recording_hasher
+
+
+# --- new hashes -----------------------------------------------------------------------
+
+
+async def test_a_new_hash_is_argon2id_with_the_library_defaults(hasher: PasswordHasher) -> None:
+    assert_current_argon2id(await hasher.hash(PASSWORD))
+
+
+async def test_a_new_hash_meets_the_owasp_argon2id_minimums(hasher: PasswordHasher) -> None:
+    params = argon2.extract_parameters(await hasher.hash(PASSWORD))
+
+    assert params.type is argon2.Type.ID
+    assert params.memory_cost >= OWASP_MIN_MEMORY_KIB
+    assert params.time_cost >= OWASP_MIN_TIME_COST
+    assert params.parallelism >= OWASP_MIN_PARALLELISM
+
+
+async def test_two_hashes_of_one_password_differ_by_salt(hasher: PasswordHasher) -> None:
+    assert await hasher.hash(PASSWORD) != await hasher.hash(PASSWORD)
+
+
+async def test_the_right_password_verifies(hasher: PasswordHasher) -> None:
+    result = await hasher.verify(await hasher.hash(PASSWORD), PASSWORD)
+
+    assert result.ok
+
+
+async def test_a_current_hash_needs_no_upgrade(hasher: PasswordHasher) -> None:
+    result = await hasher.verify(await hasher.hash(PASSWORD), PASSWORD)
+
+    assert result.upgraded_hash is None
+
+
+async def test_a_wrong_password_does_not_verify(hasher: PasswordHasher) -> None:
+    result = await hasher.verify(await hasher.hash(PASSWORD), PASSWORD + "!")
+
+    assert not result.ok
+    assert result.upgraded_hash is None
+
+
+# --- legacy and weaker hashes -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["$2b$", "$2a$"])
+async def test_a_legacy_bcrypt_hash_verifies(hasher: PasswordHasher, prefix: str) -> None:
+    result = await hasher.verify(bcrypt_hash(PASSWORD, prefix), PASSWORD)
+
+    assert result.ok
+
+
+@pytest.mark.parametrize("prefix", ["$2b$", "$2a$"])
+async def test_a_legacy_bcrypt_hash_is_upgraded_to_argon2id(
+    hasher: PasswordHasher, prefix: str
+) -> None:
+    result = await hasher.verify(bcrypt_hash(PASSWORD, prefix), PASSWORD)
+
+    assert result.upgraded_hash is not None
+    assert_current_argon2id(result.upgraded_hash)
+    assert (await hasher.verify(result.upgraded_hash, PASSWORD)).ok
+
+
+@pytest.mark.parametrize("prefix", ["$2b$", "$2a$"])
+async def test_a_wrong_password_against_bcrypt_is_refused_without_upgrade(
+    hasher: PasswordHasher, prefix: str
+) -> None:
+    result = await hasher.verify(bcrypt_hash(PASSWORD, prefix), "not the password")
+
+    assert not result.ok
+    assert result.upgraded_hash is None
+
+
+async def test_a_weaker_argon2_hash_verifies_and_is_upgraded(hasher: PasswordHasher) -> None:
+    weak = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+
+    result = await hasher.verify(weak, PASSWORD)
+
+    assert result.ok
+    assert result.upgraded_hash is not None
+    assert_current_argon2id(result.upgraded_hash)
+
+
+async def test_a_wrong_password_against_a_weaker_argon2_hash_is_not_upgraded(
+    hasher: PasswordHasher,
+) -> None:
+    weak = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+
+    result = await hasher.verify(weak, "not the password")
+
+    assert not result.ok
+    assert result.upgraded_hash is None
+
+
+@pytest.mark.parametrize(
+    "stored_hash",
+    [
+        "",
+        "garbage",
+        "$2b$10$corrupt",
+        "$2a$99$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
+        "$argon2id$v=19$m=65536,t=3,p=4$bad",
+        "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$" + "A" * 10,
+    ],
+)
+async def test_a_corrupt_stored_hash_is_a_failed_check_not_an_error(
+    hasher: PasswordHasher, stored_hash: str
+) -> None:
+    result = await hasher.verify(stored_hash, PASSWORD)
+
+    assert not result.ok
+    assert result.upgraded_hash is None
+
+
+# --- policy ---------------------------------------------------------------------------
+
+
+async def test_verify_refuses_a_password_over_the_byte_limit_even_when_it_matches(
+    hasher: PasswordHasher,
+) -> None:
+    too_long = "x" * (MAX_PASSWORD_BYTES + 1)
+    stored = argon2.PasswordHasher().hash(too_long)
+
+    result = await hasher.verify(stored, too_long)
+
+    assert not result.ok
+
+
+def test_check_policy_refuses_a_password_over_the_byte_limit(hasher: PasswordHasher) -> None:
+    with pytest.raises(PasswordPolicyError):
+        hasher.check_policy("x" * (MAX_PASSWORD_BYTES + 1))
+
+
+def test_check_policy_counts_the_limit_in_utf8_bytes_not_characters(
+    hasher: PasswordHasher,
+) -> None:
+    two_byte_chars = "é" * (MAX_PASSWORD_BYTES // 2 + 1)
+    assert len(two_byte_chars) < MAX_PASSWORD_BYTES
+
+    with pytest.raises(PasswordPolicyError):
+        hasher.check_policy(two_byte_chars)
+
+
+def test_check_policy_accepts_a_password_of_exactly_the_byte_limit(
+    hasher: PasswordHasher,
+) -> None:
+    hasher.check_policy("x" * MAX_PASSWORD_BYTES)
+
+
+async def test_hash_refuses_a_short_password(hasher: PasswordHasher) -> None:
+    with pytest.raises(PasswordPolicyError, match="at least 8"):
+        await hasher.hash("seven77")
+
+
+async def test_hash_accepts_an_eight_character_password(hasher: PasswordHasher) -> None:
+    assert_current_argon2id(await hasher.hash("eight888"))
+
+
+async def test_a_64_character_unicode_password_round_trips(hasher: PasswordHasher) -> None:
+    password = ("pässwörd-🔑-Ωμέγα-密码-" * 4)[:64]
+    assert len(password) == 64
+    assert len(password.encode()) > 64
+
+    result = await hasher.verify(await hasher.hash(password), password)
+
+    assert result.ok
+
+
+async def test_a_64_character_unicode_password_differing_in_the_last_character_fails(
+    hasher: PasswordHasher,
+) -> None:
+    password = ("pässwörd-🔑-Ωμέγα-密码-" * 4)[:64]
+    stored = await hasher.hash(password)
+
+    result = await hasher.verify(stored, password[:-1] + "x")
+
+    assert not result.ok
+
+
+async def test_waste_time_does_not_raise(hasher: PasswordHasher) -> None:
+    await hasher.waste_time(PASSWORD)
+
+
+async def test_waste_time_does_not_raise_for_an_oversized_password(
+    hasher: PasswordHasher,
+) -> None:
+    await hasher.waste_time("x" * (MAX_PASSWORD_BYTES * 4))
+
+
+async def test_a_password_with_a_lone_surrogate_is_refused_not_raised(
+    hasher: PasswordHasher,
+) -> None:
+    result = await hasher.verify(await hasher.hash(PASSWORD), "\ud800" + PASSWORD)
+
+    assert not result.ok
+
+
+# --- authorize: unknown email and wrong password look the same ---------------------------
+
+
+@pytest.fixture(scope="module")
+async def known_user(recording_hasher: RecordingHasher) -> UserRecord:
+    return UserRecord(
+        id="ckuser00000000000000000001",
+        email="known@example.com",
+        password_hash=await recording_hasher.hash(PASSWORD),
+    )
+
+
+async def test_authorize_with_an_unknown_email_wastes_one_password_check(
+    fresh_recording_hasher: RecordingHasher, known_user: UserRecord
+) -> None:
+    users = InMemoryUsers(known_user)
+
+    await authorize(
+        {"email": "nobody@example.com", "password": PASSWORD},
+        users=users,
+        hasher=fresh_recording_hasher,
+    )
+
+    assert fresh_recording_hasher.wasted == [PASSWORD]
+
+
+async def test_authorize_with_an_invalid_email_still_wastes_a_password_check(
+    fresh_recording_hasher: RecordingHasher, known_user: UserRecord
+) -> None:
+    await authorize(
+        {"email": "not an email", "password": PASSWORD},
+        users=InMemoryUsers(known_user),
+        hasher=fresh_recording_hasher,
+    )
+
+    assert fresh_recording_hasher.wasted == [PASSWORD]
+
+
+async def test_authorize_for_a_user_without_a_password_wastes_a_password_check(
+    fresh_recording_hasher: RecordingHasher,
+) -> None:
+    oauth_only = UserRecord(id="ckuser00000000000000000002", email="oauth@example.com")
+
+    result = await authorize(
+        {"email": "oauth@example.com", "password": PASSWORD},
+        users=InMemoryUsers(oauth_only),
+        hasher=fresh_recording_hasher,
+    )
+
+    assert result is None
+    assert fresh_recording_hasher.wasted == [PASSWORD]
+
+
+async def test_authorize_with_a_wrong_password_does_a_real_check_not_a_wasted_one(
+    fresh_recording_hasher: RecordingHasher, known_user: UserRecord
+) -> None:
+    await authorize(
+        {"email": "known@example.com", "password": "not the password"},
+        users=InMemoryUsers(known_user),
+        hasher=fresh_recording_hasher,
+    )
+
+    assert fresh_recording_hasher.wasted == []
+
+
+async def test_authorize_gives_the_same_none_for_unknown_email_and_wrong_password(
+    fresh_recording_hasher: RecordingHasher, known_user: UserRecord
+) -> None:
+    users = InMemoryUsers(known_user)
+
+    unknown = await authorize(
+        {"email": "nobody@example.com", "password": PASSWORD},
+        users=users,
+        hasher=fresh_recording_hasher,
+    )
+    wrong = await authorize(
+        {"email": "known@example.com", "password": "not the password"},
+        users=users,
+        hasher=fresh_recording_hasher,
+    )
+
+    assert unknown is None
+    assert wrong is None
+
+
+async def test_authorize_returns_the_user_for_the_right_password(
+    fresh_recording_hasher: RecordingHasher, known_user: UserRecord
+) -> None:
+    result = await authorize(
+        {"email": "KNOWN@example.com", "password": PASSWORD},
+        users=InMemoryUsers(known_user),
+        hasher=fresh_recording_hasher,
+    )
+
+    assert result == known_user
+
+
+async def test_authorize_stores_the_upgraded_hash_of_a_legacy_user(
+    fresh_recording_hasher: RecordingHasher,
+) -> None:
+    legacy = UserRecord(
+        id="ckuser00000000000000000003",
+        email="legacy@example.com",
+        password_hash=bcrypt_hash(PASSWORD, "$2a$"),
+    )
+    users = InMemoryUsers(legacy)
+
+    await authorize(
+        {"email": "legacy@example.com", "password": PASSWORD},
+        users=users,
+        hasher=fresh_recording_hasher,
+    )
+
+    assert [user_id for user_id, _ in users.password_updates] == [legacy.id]
+    assert_current_argon2id(users.password_updates[0][1])
+
+
+async def test_authorize_with_a_lone_surrogate_password_returns_none(
+    fresh_recording_hasher: RecordingHasher, known_user: UserRecord
+) -> None:
+    result = await authorize(
+        {"email": "nobody@example.com", "password": "\ud800"},
+        users=InMemoryUsers(known_user),
+        hasher=fresh_recording_hasher,
+    )
+
+    assert result is None
