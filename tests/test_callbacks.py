@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from authsvc.callbacks import (
     DefaultJwtCallback,
@@ -15,6 +12,7 @@ from authsvc.callbacks import (
 )
 from authsvc.users.models import Role
 from authsvc.users.repository import UserRecord
+from tests.fakes import InMemoryUsers
 
 ANA = UserRecord(
     id="ckv1user0000000000000001",
@@ -26,36 +24,8 @@ ANA = UserRecord(
 )
 
 
-class FakeUsers:
-    """An in-memory repository that counts lookups (the SQL counts are in the route tests)."""
-
-    def __init__(self, *users: UserRecord, fail: bool = False) -> None:
-        self.users = {u.email: u for u in users}
-        self.lookups = 0
-        self.fail = fail
-
-    async def get_by_email(self, email: str) -> UserRecord | None:
-        self.lookups += 1
-        if self.fail:
-            raise OperationalError("SELECT", {}, Exception("database is down"))
-        return self.users.get(email)
-
-    async def get_by_id(self, user_id: str) -> UserRecord | None:
-        self.lookups += 1
-        return next((u for u in self.users.values() if u.id == user_id), None)
-
-    async def create(self, **_: Any) -> UserRecord:
-        raise NotImplementedError
-
-    async def set_role(self, email: str, role: Role) -> UserRecord | None:
-        raise NotImplementedError
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        raise NotImplementedError
-
-
 async def test_sign_in_copies_id_role_fundraiser_and_avatar_from_the_user() -> None:
-    users = FakeUsers()
+    users = InMemoryUsers()
     token = await DefaultJwtCallback(users)(JwtParams(token={"sub": ANA.id}, user=ANA))
     assert token == {
         "sub": ANA.id,
@@ -68,20 +38,20 @@ async def test_sign_in_copies_id_role_fundraiser_and_avatar_from_the_user() -> N
 
 
 async def test_token_with_a_role_is_used_as_is_without_a_lookup() -> None:
-    users = FakeUsers(ANA)
+    users = InMemoryUsers(ANA)
     token = {"sub": ANA.id, "email": ANA.email, "role": "CUSTOMER"}
     assert await DefaultJwtCallback(users)(JwtParams(token=token)) == token
     assert users.lookups == 0
 
 
 async def test_token_without_a_role_is_completed_from_the_user_found_by_email() -> None:
-    users = FakeUsers(ANA)
+    users = InMemoryUsers(ANA)
     token = await DefaultJwtCallback(users)(JwtParams(token={"sub": ANA.id, "email": ANA.email}))
     assert (token["role"], token["id"], users.lookups) == ("ADMIN", ANA.id, 1)
 
 
 async def test_unknown_user_leaves_the_token_without_a_role() -> None:
-    users = FakeUsers()
+    users = InMemoryUsers()
     token = await DefaultJwtCallback(users)(JwtParams(token={"sub": "x", "email": "x@y.co"}))
     assert "role" not in token
 
@@ -89,14 +59,14 @@ async def test_unknown_user_leaves_the_token_without_a_role() -> None:
 async def test_database_failure_during_the_lookup_fails_closed_on_the_role(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    users = FakeUsers(ANA, fail=True)
+    users = InMemoryUsers(ANA, fail=True)
     token = await DefaultJwtCallback(users)(JwtParams(token={"sub": ANA.id, "email": ANA.email}))
     assert "role" not in token
     assert "OperationalError" in caplog.text
 
 
 async def test_update_ignores_client_data_and_rereads_the_user() -> None:
-    users = FakeUsers(ANA)
+    users = InMemoryUsers(ANA)
     params = JwtParams(
         token={"sub": ANA.id, "id": ANA.id, "role": "CUSTOMER", "name": "Old"},
         trigger="update",

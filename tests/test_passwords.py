@@ -7,13 +7,13 @@ import bcrypt
 import pytest
 
 from authsvc.providers.credentials import authorize
-from authsvc.users.models import Role
 from authsvc.users.passwords import (
     MAX_PASSWORD_BYTES,
     PasswordHasher,
     PasswordPolicyError,
 )
 from authsvc.users.repository import UserRecord
+from tests.fakes import InMemoryUsers
 
 PASSWORD = "correct horse battery staple"
 ARGON2ID_DEFAULTS = "$argon2id$v=19$m=65536,t=3,p=4$"
@@ -32,38 +32,6 @@ def bcrypt_hash(password: str, prefix: str = "$2b$") -> str:
 
 def assert_current_argon2id(stored_hash: str) -> None:
     assert stored_hash.startswith(ARGON2ID_DEFAULTS), stored_hash
-
-
-class InMemoryUsers:
-    """Just enough of UserRepository for `authorize`."""
-
-    def __init__(self, *records: UserRecord) -> None:
-        self.by_email = {record.email: record for record in records}
-        self.password_updates: list[tuple[str, str]] = []
-
-    async def get_by_email(self, email: str) -> UserRecord | None:
-        return self.by_email.get(email)
-
-    async def get_by_id(self, user_id: str) -> UserRecord | None:
-        return next((r for r in self.by_email.values() if r.id == user_id), None)
-
-    async def create(
-        self,
-        *,
-        email: str,
-        name: str | None = None,
-        password_hash: str | None = None,
-        role: Role = Role.CUSTOMER,
-        image: str | None = None,
-        fundraiser_id: str | None = None,
-    ) -> UserRecord:
-        raise NotImplementedError
-
-    async def set_role(self, email: str, role: Role) -> UserRecord | None:
-        raise NotImplementedError
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        self.password_updates.append((user_id, password_hash))
 
 
 class RecordingHasher(PasswordHasher):

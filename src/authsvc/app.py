@@ -11,11 +11,17 @@ from authsvc import __version__
 from authsvc.callbacks import DefaultJwtCallback, DefaultSessionCallback
 from authsvc.db import Database
 from authsvc.errors import install_error_handlers
-from authsvc.routes import auth
+from authsvc.outbound import make_client
+from authsvc.providers.registry import build_providers
+from authsvc.routes import auth, fallback, oauth
 from authsvc.settings import Settings, load_settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.passwords import PasswordHasher
-from authsvc.users.repository import SqlAlchemyUserRepository, UserRepository
+from authsvc.users.repository import (
+    SqlAlchemyCheckStore,
+    SqlAlchemyUserRepository,
+    UserRepository,
+)
 
 
 def create_app(
@@ -28,9 +34,12 @@ def create_app(
     settings = (settings or load_settings()).check()
     database = Database(settings.database_url, timeout=settings.database_timeout)
 
+    http = make_client(settings.oauth_timeout)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await http.aclose()
         await database.dispose()
 
     app = FastAPI(
@@ -46,6 +55,10 @@ def create_app(
     app.state.hasher = hasher or PasswordHasher()
     app.state.jwt_callback = DefaultJwtCallback(app.state.users, timeout=settings.database_timeout)
     app.state.session_callback = DefaultSessionCallback()
-    app.include_router(auth.router, prefix=settings.public_url.base_path)
+    app.state.providers = build_providers(settings)
+    app.state.http = http
+    app.state.check_store = SqlAlchemyCheckStore(database.sessions)
+    for router in (auth.router, oauth.router, fallback.router):
+        app.include_router(router, prefix=settings.public_url.base_path)
     install_error_handlers(app)
     return app

@@ -53,12 +53,40 @@ class SessionParams:
     token: Claims
 
 
+@dataclass(frozen=True, slots=True)
+class SignInParams:
+    """Arguments of the signIn callback, called before a session is created.
+
+    Credentials: `user` and `credentials` (the posted body). OAuth: `profile` (the
+    provider's raw profile) and the user if the identity is linked already.
+    """
+
+    account: Account
+    user: UserRecord | None = None
+    profile: Mapping[str, Any] | None = None
+    credentials: Mapping[str, Any] | None = None
+
+
+class SignInCallback(Protocol):
+    """Return False to refuse the sign-in (next-auth's `AccessDenied`)."""
+
+    async def __call__(self, params: SignInParams) -> bool: ...
+
+
 class JwtCallback(Protocol):
     async def __call__(self, params: JwtParams) -> Claims: ...
 
 
 class SessionCallback(Protocol):
     async def __call__(self, params: SessionParams) -> dict[str, Any]: ...
+
+
+def initial_token(user: UserRecord) -> Claims:
+    """next-auth's token before the jwt callback: name, email, picture, sub."""
+    token: Claims = {"name": user.name, "email": user.email, "picture": user.image}
+    token = {key: value for key, value in token.items() if value is not None}
+    token["sub"] = user.id
+    return token
 
 
 def claims_from_user(user: UserRecord) -> Claims:
@@ -69,6 +97,11 @@ def claims_from_user(user: UserRecord) -> Claims:
         "fundraiserId": user.fundraiser_id,
         "avatar": user.image,
     }
+
+
+async def allow_sign_in(params: SignInParams) -> bool:
+    """The default signIn callback: everyone who authenticated may sign in."""
+    return True
 
 
 class DefaultJwtCallback:

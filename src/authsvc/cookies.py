@@ -52,12 +52,18 @@ def parse_cookie_header(header: str | None) -> dict[str, str]:
 
 def _decode_value(value: str) -> str:
     """`decodeURIComponent`, or the raw value when that would throw (cookie's tryDecode)."""
+    decoded = decode_uri_component(value)
+    return value if decoded is None else decoded
+
+
+def decode_uri_component(value: str) -> str | None:
+    """JavaScript's `decodeURIComponent`; None where it would throw (bad escape or UTF-8)."""
     if _BAD_ESCAPE.search(value):
-        return value
+        return None
     try:
         return unquote(value, errors="strict")
     except UnicodeDecodeError:
-        return value
+        return None
 
 
 def http_date(timestamp: float) -> str:
@@ -71,6 +77,8 @@ class CookiePolicy:
 
     secure: bool
     prefix: str = "next-auth"
+    # `Domain=` to share cookies across subdomains; never on the CSRF cookie (`__Host-`).
+    domain: str | None = None
 
     def _name(self, suffix: str) -> str:
         return f"{'__Secure-' if self.secure else ''}{self.prefix}.{suffix}"
@@ -105,6 +113,8 @@ class CookiePolicy:
         parts = [f"{name}={encode_value(value)}"]
         if max_age is not None:
             parts.append(f"Max-Age={max_age}")
+        if self.domain and name != self.csrf_token:
+            parts.append(f"Domain={self.domain}")
         parts.append("Path=/")
         if expires is not None:
             parts.append(f"Expires={http_date(expires)}")

@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from authsvc.callbacks import JwtCallback, SessionCallback
+from authsvc.callbacks import JwtCallback, SessionCallback, SignInCallback, allow_sign_in
+from authsvc.providers.oauth import OAuthProvider
 from authsvc.redirects import RedirectCallback, default_redirect
 from authsvc.settings import Settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.passwords import PasswordHasher
-from authsvc.users.repository import UserRepository
+from authsvc.users.repository import CheckStore, UserRepository
 
 
 def get_settings(request: Request) -> Settings:
@@ -50,6 +51,20 @@ def get_session_callback(request: Request) -> SessionCallback:
     return callback
 
 
+def get_providers(request: Request) -> dict[str, OAuthProvider]:
+    providers: dict[str, OAuthProvider] = request.app.state.providers
+    return providers
+
+
+def get_check_store(request: Request) -> CheckStore:
+    store: CheckStore = request.app.state.check_store
+    return store
+
+
+def get_sign_in_callback() -> SignInCallback:
+    return allow_sign_in
+
+
 def get_redirect_callback() -> RedirectCallback:
     return default_redirect
 
@@ -60,4 +75,7 @@ UsersDep = Annotated[UserRepository, Depends(get_user_repository)]
 HasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 JwtCallbackDep = Annotated[JwtCallback, Depends(get_jwt_callback)]
 SessionCallbackDep = Annotated[SessionCallback, Depends(get_session_callback)]
+ProvidersDep = Annotated[dict[str, OAuthProvider], Depends(get_providers)]
+CheckStoreDep = Annotated[CheckStore, Depends(get_check_store)]
+SignInCallbackDep = Annotated[SignInCallback, Depends(get_sign_in_callback)]
 RedirectDep = Annotated[RedirectCallback, Depends(get_redirect_callback)]

@@ -6,6 +6,7 @@ served under a strict Content-Security-Policy. Every dynamic value is HTML-escap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 CONTENT_SECURITY_POLICY = (
@@ -60,12 +61,25 @@ def signin_error_message(code: str | None) -> str | None:
 
 
 def signin_page(
-    *, base: str, csrf_token: str, callback_url: str, error: str | None, credentials: bool
+    *,
+    base: str,
+    csrf_token: str,
+    callback_url: str,
+    error: str | None,
+    credentials: bool,
+    oauth: Sequence[tuple[str, str]] = (),
 ) -> str:
     message = signin_error_message(error)
     parts = ["<h1>Sign in</h1>"]
     if message:
         parts.append(f'<p class="error" role="alert">{escape(message)}</p>')
+    for provider_id, name in oauth:
+        parts.append(
+            f'<form method="post" action="{escape(base)}/signin/{escape(provider_id)}">'
+            f'<input type="hidden" name="csrfToken" value="{escape(csrf_token)}">'
+            f'<input type="hidden" name="callbackUrl" value="{escape(callback_url)}">'
+            f'<button type="submit">Sign in with {escape(name)}</button></form>'
+        )
     if credentials:
         parts.append(
             f'<form method="post" action="{escape(base)}/callback/credentials">'

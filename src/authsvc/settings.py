@@ -7,13 +7,18 @@ Nothing else in the package reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from authsvc.cookies import CookiePolicy
+from authsvc.redirects import origin_of
 
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
@@ -85,8 +90,74 @@ class Settings(BaseSettings):
     )
     credentials_enabled: bool = Field(default=True, validation_alias="AUTHSVC_CREDENTIALS")
     log_level: str = Field(default="info", validation_alias="AUTHSVC_LOG_LEVEL")
+    # `text` for people, `json` (one object a line) for log collectors.
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias="AUTHSVC_LOG_FORMAT"
+    )
+    # Peers (comma-separated CIDRs or addresses) whose X-Forwarded-* headers are believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="AUTHSVC_TRUSTED_PROXIES"
+    )
+    # Frontend origins that may call authsvc from the browser with credentials (CORS).
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="AUTHSVC_CORS_ORIGINS"
+    )
+    # `Domain=` for the session cookies, to share them across subdomains (never on CSRF).
+    cookie_domain: str | None = Field(default=None, validation_alias="AUTHSVC_COOKIE_DOMAIN")
+    # Whether /verify re-issues the session cookie with a fresh expiry, like /session.
+    verify_refresh: bool = Field(default=False, validation_alias="AUTHSVC_VERIFY_REFRESH")
     # Bound on waiting for the database in the session path (missing-role lookup), seconds.
     database_timeout: float = Field(default=2.0, gt=0, validation_alias="AUTHSVC_DB_TIMEOUT")
+
+    # OAuth providers: enabled by their client id, under the names a next-auth app uses.
+    # Endpoints and issuers can be overridden (tests, self-hosted IdPs, proxies).
+    google_client_id: str | None = Field(default=None, validation_alias="GOOGLE_CLIENT_ID")
+    google_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="GOOGLE_CLIENT_SECRET"
+    )
+    google_issuer: str = Field(
+        default="https://accounts.google.com", validation_alias="GOOGLE_ISSUER"
+    )
+    github_client_id: str | None = Field(default=None, validation_alias="GITHUB_CLIENT_ID")
+    github_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="GITHUB_CLIENT_SECRET"
+    )
+    github_authorization_url: str = Field(
+        default="https://github.com/login/oauth/authorize",
+        validation_alias="GITHUB_AUTHORIZATION_URL",
+    )
+    github_token_url: str = Field(
+        default="https://github.com/login/oauth/access_token", validation_alias="GITHUB_TOKEN_URL"
+    )
+    github_api_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
+    facebook_client_id: str | None = Field(default=None, validation_alias="FACEBOOK_CLIENT_ID")
+    facebook_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="FACEBOOK_CLIENT_SECRET"
+    )
+    facebook_authorization_url: str = Field(
+        default="https://www.facebook.com/v11.0/dialog/oauth",
+        validation_alias="FACEBOOK_AUTHORIZATION_URL",
+    )
+    facebook_token_url: str = Field(
+        default="https://graph.facebook.com/oauth/access_token",
+        validation_alias="FACEBOOK_TOKEN_URL",
+    )
+    facebook_graph_url: str = Field(
+        default="https://graph.facebook.com", validation_alias="FACEBOOK_GRAPH_URL"
+    )
+    oidc_issuer: str | None = Field(default=None, validation_alias="OIDC_ISSUER")
+    oidc_client_id: str | None = Field(default=None, validation_alias="OIDC_CLIENT_ID")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="OIDC_CLIENT_SECRET"
+    )
+    oidc_name: str = Field(default="OpenID Connect", validation_alias="OIDC_NAME")
+    oidc_scope: str = Field(default="openid email profile", validation_alias="OIDC_SCOPE")
+    # Sign a provider identity into an existing user with the same, provider-verified email.
+    link_accounts_by_email: bool = Field(
+        default=False, validation_alias="AUTHSVC_LINK_ACCOUNTS_BY_EMAIL"
+    )
+    # Bounds on every request to a provider (token, userinfo, discovery, JWKS).
+    oauth_timeout: float = Field(default=5.0, gt=0, le=30, validation_alias="AUTHSVC_OAUTH_TIMEOUT")
 
     @field_validator("previous_secrets", mode="before")
     @classmethod
@@ -95,9 +166,28 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @cached_property
     def public_url(self) -> PublicUrl:
         return parse_public_url(self.url)
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(_parse_network(entry) for entry in self.trusted_proxies)
+
+    @cached_property
+    def cookie_policy(self) -> CookiePolicy:
+        """Cookie names and attributes for every response (from settings, never the request)."""
+        domain = None
+        if self.cookie_domain:
+            domain = _check_cookie_domain(self.cookie_domain, self.public_url)
+        return CookiePolicy(secure=self.secure_cookies, domain=domain)
 
     @property
     def secure_cookies(self) -> bool:
@@ -132,12 +222,94 @@ class Settings(BaseSettings):
                     f"every NEXTAUTH_SECRET_PREVIOUS entry needs at least {MIN_SECRET_BYTES} bytes"
                 )
         self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
+        self._check_providers()
+        self._check_operations()
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ConfigError(
                 "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
                 f"got scheme {self.database_url.split(':', 1)[0]!r}"
             )
         return self
+
+    def _check_operations(self) -> None:
+        self.trusted_proxy_networks  # noqa: B018 - parsing raises ConfigError
+        self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
+        for origin in self.cors_origins:
+            if origin_of(origin) != origin:
+                raise ConfigError(
+                    "AUTHSVC_CORS_ORIGINS takes exact origins such as https://shop.example.com "
+                    f"(scheme, host, optional port; no path or wildcard), got {origin!r}"
+                )
+
+    def _check_providers(self) -> None:
+        pairs = {
+            "GOOGLE": (self.google_client_id, self.google_client_secret),
+            "GITHUB": (self.github_client_id, self.github_client_secret),
+            "FACEBOOK": (self.facebook_client_id, self.facebook_client_secret),
+            "OIDC": (self.oidc_client_id, self.oidc_client_secret),
+        }
+        for prefix, (client_id, client_secret) in pairs.items():
+            if bool(client_id) != bool(client_secret and client_secret.get_secret_value()):
+                raise ConfigError(
+                    f"{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together"
+                )
+        if self.oidc_client_id and not self.oidc_issuer:
+            raise ConfigError("OIDC_CLIENT_ID is set but OIDC_ISSUER is not: set the issuer URL")
+        endpoints = {
+            "GOOGLE_ISSUER": (self.google_client_id, self.google_issuer),
+            "GITHUB_AUTHORIZATION_URL": (self.github_client_id, self.github_authorization_url),
+            "GITHUB_TOKEN_URL": (self.github_client_id, self.github_token_url),
+            "GITHUB_API_URL": (self.github_client_id, self.github_api_url),
+            "FACEBOOK_AUTHORIZATION_URL": (
+                self.facebook_client_id,
+                self.facebook_authorization_url,
+            ),
+            "FACEBOOK_TOKEN_URL": (self.facebook_client_id, self.facebook_token_url),
+            "FACEBOOK_GRAPH_URL": (self.facebook_client_id, self.facebook_graph_url),
+            "OIDC_ISSUER": (self.oidc_client_id, self.oidc_issuer or ""),
+        }
+        for variable, (enabled, url) in endpoints.items():
+            if enabled:
+                check_endpoint(variable, url)
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or (host or "").endswith(".localhost")
+
+
+def check_endpoint(variable: str, url: str) -> None:
+    """Provider endpoints must be https, except on loopback (tests, local IdPs)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and _is_loopback(parts.hostname):
+        return
+    raise ConfigError(f"{variable} must be an https:// URL, got {url!r}")
+
+
+def _parse_network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(entry)
+    except ValueError:
+        raise ConfigError(
+            "AUTHSVC_TRUSTED_PROXIES takes addresses or CIDRs such as 10.0.0.0/8 "
+            f"(no host bits set), got {entry!r}"
+        ) from None
+
+
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}")
+
+
+def _check_cookie_domain(raw: str, public_url: PublicUrl) -> str:
+    """A parent domain of (or the same host as) NEXTAUTH_URL, which browsers accept."""
+    domain = raw.strip().lower().removeprefix(".")
+    host = urlsplit(public_url.origin).hostname or ""
+    if not _DOMAIN.fullmatch(domain) or not (host == domain or host.endswith("." + domain)):
+        raise ConfigError(
+            "AUTHSVC_COOKIE_DOMAIN must be the host of NEXTAUTH_URL or a parent domain with a "
+            f"dot, such as example.com for https://shop.example.com, got {raw!r}"
+        )
+    return domain
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from authsvc.callbacks import Account, JwtCallback, JwtParams
+from authsvc.callbacks import Account, JwtCallback, JwtParams, initial_token
 from authsvc.tokens import Claims
 from authsvc.users.emails import normalize_email
 from authsvc.users.passwords import PasswordHasher
@@ -43,17 +43,12 @@ async def authorize(
     return user
 
 
-def initial_token(user: UserRecord) -> Claims:
-    """next-auth's token before the jwt callback: name, email, picture, sub."""
-    token: Claims = {"name": user.name, "email": user.email, "picture": user.image}
-    token = {key: value for key, value in token.items() if value is not None}
-    token["sub"] = user.id
-    return token
+def account_for(user: UserRecord) -> Account:
+    return Account(provider=PROVIDER_ID, type="credentials", provider_account_id=user.id)
 
 
-async def sign_in_token(user: UserRecord, jwt_callback: JwtCallback) -> Claims:
+async def sign_in_token(user: UserRecord, account: Account, jwt_callback: JwtCallback) -> Claims:
     """The claims of a fresh session for `user`, through the jwt callback."""
-    account = Account(provider=PROVIDER_ID, type="credentials", provider_account_id=user.id)
     return await jwt_callback(
         JwtParams(
             token=initial_token(user),

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from authsvc.cookies import CookiePolicy, parse_cookie_header
 from authsvc.csrf import CsrfState, csrf_state, csrf_verified
+from authsvc.deps import RedirectDep, SettingsDep
 from authsvc.redirects import RedirectCallback
 from authsvc.settings import Settings
 
@@ -118,13 +119,14 @@ def _origin_allowed(request: Request, settings: Settings) -> bool:
     if request.headers.get("sec-fetch-site") == "cross-site":
         return False
     origin = request.headers.get("origin")
-    return origin is None or origin == settings.public_url.origin
+    # Frontends on the CORS allow-list post cross-origin (same-site) on purpose.
+    return origin is None or origin == settings.public_url.origin or origin in settings.cors_origins
 
 
 async def build_context(
     request: Request, settings: Settings, redirect: RedirectCallback
 ) -> AuthContext:
-    policy = CookiePolicy(secure=settings.secure_cookies)
+    policy = settings.cookie_policy
     cookies = parse_cookie_header(request.headers.get("cookie"))
     csrf = csrf_state(cookies.get(policy.csrf_token), settings.all_secrets)
     body = await read_body(request)
@@ -156,3 +158,12 @@ async def build_context(
         origin_ok=_origin_allowed(request, settings),
         pending_cookies=pending,
     )
+
+
+async def auth_context(
+    request: Request, settings: SettingsDep, redirect: RedirectDep
+) -> AuthContext:
+    return await build_context(request, settings, redirect)
+
+
+Ctx = Annotated[AuthContext, Depends(auth_context)]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from authsvc.users.models import Role, User
+from authsvc.users.models import Account, Role, UsedCheck, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class UserRecord:
 
 class UserExistsError(Exception):
     """The (normalised) email is already taken."""
+
+
+class AccountLinkedError(Exception):
+    """The provider identity already belongs to a user."""
 
 
 class UserRepository(Protocol):
@@ -50,6 +55,38 @@ class UserRepository(Protocol):
     async def set_role(self, email: str, role: Role) -> UserRecord | None: ...
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
+
+    async def get_by_account(self, provider: str, provider_account_id: str) -> UserRecord | None:
+        """The user linked to this provider identity."""
+        ...
+
+    async def create_with_account(
+        self,
+        *,
+        email: str,
+        name: str | None,
+        image: str | None,
+        provider: str,
+        provider_account_id: str,
+    ) -> UserRecord:
+        """A new CUSTOMER and its provider link, atomically: both or neither."""
+        ...
+
+    async def link_account(self, user_id: str, provider: str, provider_account_id: str) -> None:
+        """Raises AccountLinkedError when the identity is linked already."""
+        ...
+
+    async def update_profile(
+        self, user_id: str, *, name: str | None, image: str | None
+    ) -> UserRecord | None: ...
+
+
+class CheckStore(Protocol):
+    """Remembers redeemed OAuth checks so each can be used once."""
+
+    async def redeem(self, jti: str, expires_at: int) -> bool:
+        """True the first time a check is seen; False for a replay."""
+        ...
 
 
 def _record(user: User) -> UserRecord:
@@ -117,3 +154,83 @@ class SqlAlchemyUserRepository:
                 update(User).where(User.id == user_id).values(password_hash=password_hash)
             )
             await session.commit()
+
+    async def get_by_account(self, provider: str, provider_account_id: str) -> UserRecord | None:
+        async with self._sessions() as session:
+            user = await session.scalar(
+                select(User)
+                .join(Account, Account.user_id == User.id)
+                .where(
+                    Account.provider == provider,
+                    Account.provider_account_id == provider_account_id,
+                )
+            )
+            return _record(user) if user else None
+
+    async def create_with_account(
+        self,
+        *,
+        email: str,
+        name: str | None,
+        image: str | None,
+        provider: str,
+        provider_account_id: str,
+    ) -> UserRecord:
+        user = User(email=email, name=name, image=image, role=Role.CUSTOMER)
+        async with self._sessions() as session:
+            session.add(user)
+            try:
+                await session.flush()
+                session.add(
+                    Account(
+                        user_id=user.id,
+                        provider=provider,
+                        provider_account_id=provider_account_id,
+                    )
+                )
+                await session.commit()
+            except IntegrityError:
+                raise UserExistsError(email) from None
+            return _record(user)
+
+    async def link_account(self, user_id: str, provider: str, provider_account_id: str) -> None:
+        async with self._sessions() as session:
+            session.add(
+                Account(user_id=user_id, provider=provider, provider_account_id=provider_account_id)
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise AccountLinkedError(provider) from None
+
+    async def update_profile(
+        self, user_id: str, *, name: str | None, image: str | None
+    ) -> UserRecord | None:
+        async with self._sessions() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                return None
+            if (user.name, user.image) != (name, image):
+                user.name, user.image = name, image
+                await session.commit()
+            return _record(user)
+
+
+class SqlAlchemyCheckStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def redeem(self, jti: str, expires_at: int) -> bool:
+        async with self._sessions() as session:
+            # Expired entries can never be replayed (their cookie is expired too): drop them.
+            await session.execute(delete(UsedCheck).where(UsedCheck.expires_at < _now()))
+            session.add(UsedCheck(jti=jti, expires_at=expires_at))
+            try:
+                await session.commit()
+            except IntegrityError:
+                return False
+            return True
+
+
+def _now() -> int:
+    return int(time.time())

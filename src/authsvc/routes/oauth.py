@@ -1,0 +1,125 @@
+"""`POST /signin/{provider}` and `GET|POST /callback/{provider}` for OAuth providers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from authsvc.callbacks import JwtParams, initial_token
+from authsvc.deps import (
+    CheckStoreDep,
+    CodecDep,
+    JwtCallbackDep,
+    ProvidersDep,
+    SignInCallbackDep,
+    UsersDep,
+)
+from authsvc.oauth import FlowContext, OAuthFailure, begin_sign_in, complete_sign_in
+from authsvc.oauth_checks import clear_checks
+from authsvc.outbound import ProviderError
+from authsvc.providers import credentials
+from authsvc.routes.context import AuthContext, Ctx
+from authsvc.routes.responses import new_session_cookies, redirect, unsupported
+
+log = logging.getLogger("authsvc.oauth")
+router = APIRouter(tags=["next-auth"])
+
+
+def _flow(request: Request, ctx: AuthContext, provider_id: str) -> FlowContext:
+    settings = ctx.settings
+    return FlowContext(
+        http=request.app.state.http,
+        policy=ctx.policy,
+        secrets=settings.all_secrets,
+        redirect_uri=f"{ctx.base}/callback/{provider_id}",
+        deadline=settings.oauth_timeout * 3,
+        now=time.time(),
+    )
+
+
+@router.post(
+    "/signin/{provider}",
+    summary="Start signing in with a provider",
+    description="CSRF-protected. Redirects (302, or `{url}` with `json=true`) to the "
+    "provider's authorization page; query parameters such as `prompt` or `login_hint` "
+    "are forwarded to it.",
+)
+async def signin_post(
+    request: Request, ctx: Ctx, provider: str, providers: ProvidersDep
+) -> Response:
+    if not ctx.csrf_ok:
+        return redirect(ctx, f"{ctx.base}/signin?csrf=true")
+    if provider == credentials.PROVIDER_ID and ctx.settings.credentials_enabled:
+        # Credentials sign in through /callback/credentials; next-auth sends them to the page.
+        return redirect(ctx, f"{ctx.base}/signin")
+    oauth_provider = providers.get(provider)
+    if oauth_provider is None:
+        return redirect(ctx, f"{ctx.base}/signin?csrf=true")
+    try:
+        url, cookies = await begin_sign_in(
+            oauth_provider, request.query_params, _flow(request, ctx, provider)
+        )
+    except ProviderError as exc:
+        log.warning("OAuthSignin %s: %s", provider, exc)
+        return redirect(ctx, f"{ctx.base}/error?error=OAuthSignin")
+    return redirect(ctx, url, cookies=cookies)
+
+
+@router.get("/callback/{provider}", operation_id="oauth_callback_get", summary="OAuth callback")
+@router.post(
+    "/callback/{provider}",
+    operation_id="oauth_callback_post",
+    summary="Where a provider sends the browser back (GET, or POST for form_post)",
+    description="Verifies state/PKCE/nonce, exchanges the code, signs the user in and "
+    "redirects to the callback URL with the session cookie. Failures redirect to "
+    "`/error?error=<next-auth code>`.",
+)
+async def oauth_callback(
+    request: Request,
+    ctx: Ctx,
+    provider: str,
+    providers: ProvidersDep,
+    codec: CodecDep,
+    users: UsersDep,
+    checks: CheckStoreDep,
+    jwt_callback: JwtCallbackDep,
+    sign_in_callback: SignInCallbackDep,
+) -> Response:
+    oauth_provider = providers.get(provider)
+    if oauth_provider is None:
+        return unsupported(request.method)
+    params = dict(request.query_params) if request.method == "GET" else ctx.body
+    cleared = clear_checks(ctx.policy, ctx.cookies)
+    outcome = await complete_sign_in(
+        oauth_provider,
+        params,
+        ctx.cookies,
+        _flow(request, ctx, provider),
+        users=users,
+        checks=checks,
+        sign_in_callback=sign_in_callback,
+        link_by_email=ctx.settings.link_accounts_by_email,
+    )
+    if isinstance(outcome, OAuthFailure):
+        log.warning("%s %s: %s", outcome.code or "OAuthProfile", provider, outcome.reason)
+        if outcome.code is None:
+            return redirect(ctx, f"{ctx.base}/signin", cookies=cleared)
+        status = 403 if outcome.code == "AccessDenied" else 200
+        query = urlencode({"error": outcome.code})
+        return redirect(ctx, f"{ctx.base}/error?{query}", status=status, cookies=cleared)
+    claims = await jwt_callback(
+        JwtParams(
+            token=initial_token(outcome.user),
+            user=outcome.user,
+            account=outcome.account,
+            profile=outcome.profile.raw,
+            trigger="signUp" if outcome.is_new_user else "signIn",
+            is_new_user=outcome.is_new_user,
+        )
+    )
+    cookies = [*cleared, *new_session_cookies(ctx, codec, claims)]
+    return redirect(ctx, ctx.callback_url, cookies=cookies)
