@@ -13,17 +13,12 @@ from typing import Any
 import httpx
 
 from authsvc.outbound import ProviderError, get_json
-from authsvc.providers.oauth import Endpoints, OAuthClientBase, Profile, first_string
+from authsvc.providers.oauth import Endpoints, PlainOAuthProvider, Profile, first_string
 
 
 @dataclass(slots=True, kw_only=True)
-class FacebookProvider(OAuthClientBase):
-    authorization_endpoint: str
-    token_endpoint: str
+class FacebookProvider(PlainOAuthProvider):
     graph_url: str
-
-    async def endpoints(self, http: httpx.AsyncClient) -> Endpoints:
-        return Endpoints(authorization=self.authorization_endpoint, token=self.token_endpoint)
 
     async def profile(
         self,

@@ -190,3 +190,14 @@ class OAuthClientBase:
 
 def first_string(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+@dataclass(slots=True, kw_only=True)
+class PlainOAuthProvider(OAuthClientBase):
+    """An OAuth 2 provider with fixed endpoints and no discovery (GitHub, Facebook)."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+
+    async def endpoints(self, http: httpx.AsyncClient) -> Endpoints:
+        return Endpoints(authorization=self.authorization_endpoint, token=self.token_endpoint)
