@@ -176,3 +176,36 @@ def test_cookie_with_a_malformed_escape_is_kept_raw_as_next_auth_keeps_it() -> N
     # cookie@0.7.2 `tryDecode`: decodeURIComponent throws on `%zz`, so the raw value stays.
     # Checked with tests/node/node_modules/cookie: parse("a=%zz%41") -> {a: "%zz%41"}.
     assert parse_cookie_header("a=%zz%41; b=100%%41") == {"a": "%zz%41", "b": "100%%41"}
+
+
+# --- Domain (cross-subdomain sessions) ------------------------------------------------------
+
+SHARED = CookiePolicy(secure=True, domain="example.com")
+
+
+def test_domain_goes_after_max_age_and_before_path_like_cookie_0_7_2() -> None:
+    # node -e 'require("cookie").serialize("n","v",{maxAge:0,domain:"example.com",path:"/",
+    #   httpOnly:true,secure:true,sameSite:"lax"})' (tests/node/node_modules/cookie@0.7.2)
+    assert SHARED.serialize("n", "v", max_age=0) == (
+        "n=v; Max-Age=0; Domain=example.com; Path=/; HttpOnly; Secure; SameSite=Lax"
+    )
+
+
+def test_session_chunks_carry_the_domain_when_set_and_cleared() -> None:
+    headers = session_cookie_headers(SHARED, {f"{SHARED.session_token}.1": "old"}, "tok", EXPIRES)
+    assert headers == [
+        "__Secure-next-auth.session-token.1=; Max-Age=0; Domain=example.com; Path=/; HttpOnly; "
+        "Secure; SameSite=Lax",
+        "__Secure-next-auth.session-token=tok; Domain=example.com; Path=/; "
+        "Expires=Mon, 28 Dec 2026 02:46:35 GMT; HttpOnly; Secure; SameSite=Lax",
+    ]
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_the_csrf_cookie_never_gets_a_domain(secure: bool) -> None:
+    policy = CookiePolicy(secure=secure, domain="example.com")
+    assert "Domain" not in policy.serialize(policy.csrf_token, "t")
+
+
+def test_no_domain_by_default() -> None:
+    assert "Domain" not in SECURE.serialize(SECURE.session_token, "t")

@@ -104,3 +104,78 @@ def test_defaults_match_next_auth() -> None:
     assert settings.public_url.base == "http://localhost:3000/api/auth"
     assert settings.database_url.startswith("sqlite+aiosqlite")
     assert not settings.secure_cookies
+
+
+# --- operations: proxies, CORS, cookie domain, logs, verify refresh ---------------------------
+
+
+def operations(**values: object) -> Settings:
+    return Settings(_env_file=None, secret=SECRET, **values).check()  # type: ignore[arg-type]
+
+
+def test_operations_defaults_trust_no_proxy_and_allow_no_origin() -> None:
+    settings = operations()
+    assert settings.trusted_proxy_networks == ()
+    assert settings.cors_origins == []
+    assert settings.cookie_policy.domain is None
+    assert (settings.verify_refresh, settings.log_format) == (False, "text")
+
+
+def test_trusted_proxies_are_comma_separated_addresses_and_cidrs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTHSVC_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")
+    networks = load_settings().trusted_proxy_networks
+    assert [str(n) for n in networks] == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/8", "everything", "10.0.0.0/33"])
+def test_an_unusable_trusted_proxy_refuses_to_start(value: str) -> None:
+    with pytest.raises(ConfigError, match="AUTHSVC_TRUSTED_PROXIES"):
+        operations(trusted_proxies=value)
+
+
+def test_cors_origins_are_exact_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTHSVC_CORS_ORIGINS", "https://shop.example.com,http://localhost:3000")
+    assert load_settings().cors_origins == ["https://shop.example.com", "http://localhost:3000"]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["*", "null", "https://shop.example.com/", "https://*.example.com", "shop.example.com"],
+)
+def test_a_cors_wildcard_or_non_origin_refuses_to_start(origin: str) -> None:
+    with pytest.raises(ConfigError, match="AUTHSVC_CORS_ORIGINS"):
+        operations(cors_origins=origin)
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [("example.com", "example.com"), (".Example.com", "example.com"), ("api.example.com", None)],
+)
+def test_cookie_domain_is_normalised(domain: str, expected: str | None) -> None:
+    settings = operations(url="https://api.example.com", cookie_domain=domain)
+    assert settings.cookie_policy.domain == (expected or "api.example.com")
+
+
+@pytest.mark.parametrize("domain", ["other.com", "com", "ample.com", "1.2.3.4", "exa mple.com"])
+def test_a_cookie_domain_that_browsers_would_refuse_stops_start_up(domain: str) -> None:
+    with pytest.raises(ConfigError, match="AUTHSVC_COOKIE_DOMAIN"):
+        operations(url="https://shop.example.com", cookie_domain=domain)
+
+
+def test_an_unknown_log_format_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTHSVC_LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError, match="AUTHSVC_LOG_FORMAT"):
+        load_settings()
+
+
+def test_a_configuration_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTHSVC_TRUSTED_PROXIES", "nope")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)

@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from authsvc import __version__
 from authsvc.callbacks import DefaultJwtCallback, DefaultSessionCallback
 from authsvc.db import Database
 from authsvc.errors import install_error_handlers
+from authsvc.metrics import Metrics, ObservabilityMiddleware
+from authsvc.openapi import install_openapi
 from authsvc.outbound import make_client
 from authsvc.providers.registry import build_providers
-from authsvc.routes import auth, fallback, oauth
+from authsvc.routes import auth, fallback, health, oauth, verify
 from authsvc.settings import Settings, load_settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.passwords import PasswordHasher
@@ -58,7 +61,25 @@ def create_app(
     app.state.providers = build_providers(settings)
     app.state.http = http
     app.state.check_store = SqlAlchemyCheckStore(database.sessions)
-    for router in (auth.router, oauth.router, fallback.router):
+    app.state.metrics = Metrics()
+    app.include_router(health.router)
+    # verify first: the fallback's `/{action:path}` would otherwise answer /verify.
+    for router in (verify.router, auth.router, oauth.router, fallback.router):
         app.include_router(router, prefix=settings.public_url.base_path)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+        )
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=app.state.metrics,
+        trusted=settings.trusted_proxy_networks,
+        prefix=settings.public_url.base_path,
+    )
+    install_openapi(app, settings)
     install_error_handlers(app)
     return app

@@ -101,6 +101,8 @@ def _migrate(settings: Settings) -> None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from authsvc.logs import log_config
+
     settings = load_settings()
     _prepare_database(settings)
     uvicorn.run(
@@ -110,6 +112,9 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level,
+        log_config=log_config(settings),
+        # authsvc logs each request itself, with the client from trusted proxies only.
+        access_log=False,
         proxy_headers=False,
     )
 

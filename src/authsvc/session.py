@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from authsvc.callbacks import JwtCallback, JwtParams, SessionCallback, SessionParams
+from authsvc.cookies import decode_uri_component, read_session_token
 from authsvc.tokens import Claims, TokenCodec, is_session_shaped
 
 log = logging.getLogger("authsvc.session")
@@ -34,6 +36,24 @@ def iso_expires(now: float, max_age: int) -> str:
     """JavaScript's `toISOString()` of now + max_age: milliseconds and `Z`."""
     moment = datetime.fromtimestamp(now + max_age, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def request_token(
+    cookies: Mapping[str, str], authorization: str | None, cookie_name: str
+) -> str | None:
+    """The raw token as next-auth's `getToken` finds it (the /session route reads cookies only).
+
+    The session cookie (whole or chunked) wins; without one, `Authorization: Bearer <token>`
+    where the first space-separated word is exactly `Bearer` and the second is
+    percent-decoded. A value that does not decode is no token (GHSA-xmf8-cvqr-rfgj).
+    """
+    token = read_session_token(cookies, cookie_name)
+    if token is not None or not authorization:
+        return token
+    words = authorization.split(" ")
+    if words[0] != "Bearer" or len(words) < 2:
+        return None
+    return decode_uri_component(words[1]) or None
 
 
 def decode_session_token(codec: TokenCodec, raw: str, now: float | None = None) -> Claims | None:

@@ -235,7 +235,7 @@ class Settings(BaseSettings):
         self.trusted_proxy_networks  # noqa: B018 - parsing raises ConfigError
         self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
         for origin in self.cors_origins:
-            if origin_of(origin) != origin:
+            if "*" in origin or origin_of(origin) != origin:
                 raise ConfigError(
                     "AUTHSVC_CORS_ORIGINS takes exact origins such as https://shop.example.com "
                     f"(scheme, host, optional port; no path or wildcard), got {origin!r}"

@@ -28,6 +28,7 @@ from authsvc.deps import (
     SignInCallbackDep,
     UsersDep,
 )
+from authsvc.metrics import MetricsDep
 from authsvc.providers import credentials
 from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
@@ -143,19 +144,24 @@ async def credentials_callback(
     hasher: HasherDep,
     jwt_callback: JwtCallbackDep,
     sign_in_callback: SignInCallbackDep,
+    metrics: MetricsDep,
 ) -> Response:
     if not ctx.settings.credentials_enabled:
         return unsupported("POST")
     if not ctx.csrf_ok:
+        metrics.signin_outcome(credentials.PROVIDER_ID, "csrf")
         return redirect(ctx, f"{ctx.base}/signin?csrf=true")
     user = await credentials.authorize(ctx.body, users=users, hasher=hasher)
     if user is None:
+        metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
         query = urlencode({"error": "CredentialsSignin", "provider": credentials.PROVIDER_ID})
         return redirect(ctx, f"{ctx.base}/error?{query}", status=401)
     account = credentials.account_for(user)
     if not await sign_in_callback(SignInParams(account=account, user=user, credentials=ctx.body)):
+        metrics.signin_outcome(credentials.PROVIDER_ID, "denied")
         return redirect(ctx, f"{ctx.base}/error?error=AccessDenied", status=403)
     claims = await credentials.sign_in_token(user, account, jwt_callback)
+    metrics.signin_outcome(credentials.PROVIDER_ID, "success")
     return redirect(ctx, ctx.callback_url, cookies=new_session_cookies(ctx, codec, claims))
 
 

@@ -18,6 +18,7 @@ from authsvc.deps import (
     SignInCallbackDep,
     UsersDep,
 )
+from authsvc.metrics import MetricsDep
 from authsvc.oauth import FlowContext, OAuthFailure, begin_sign_in, complete_sign_in
 from authsvc.oauth_checks import clear_checks
 from authsvc.outbound import ProviderError
@@ -88,6 +89,7 @@ async def oauth_callback(
     checks: CheckStoreDep,
     jwt_callback: JwtCallbackDep,
     sign_in_callback: SignInCallbackDep,
+    metrics: MetricsDep,
 ) -> Response:
     oauth_provider = providers.get(provider)
     if oauth_provider is None:
@@ -106,6 +108,7 @@ async def oauth_callback(
     )
     if isinstance(outcome, OAuthFailure):
         log.warning("%s %s: %s", outcome.code or "OAuthProfile", provider, outcome.reason)
+        metrics.signin_outcome(provider, "denied" if outcome.code == "AccessDenied" else "failure")
         if outcome.code is None:
             return redirect(ctx, f"{ctx.base}/signin", cookies=cleared)
         status = 403 if outcome.code == "AccessDenied" else 200
@@ -122,4 +125,5 @@ async def oauth_callback(
         )
     )
     cookies = [*cleared, *new_session_cookies(ctx, codec, claims)]
+    metrics.signin_outcome(provider, "success")
     return redirect(ctx, ctx.callback_url, cookies=cookies)

@@ -1,0 +1,146 @@
+"""`getServerSession` for other FastAPI services: read the next-auth session locally.
+
+An application that shares `NEXTAUTH_SECRET` (and `NEXTAUTH_URL`, which decides the cookie
+name) with authsvc checks sessions itself, with no call to authsvc::
+
+    from typing import Annotated
+    from fastapi import Depends, FastAPI
+    from authsvc.dependencies import Session, SessionAuth
+
+    auth = SessionAuth.from_env()
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(session: Annotated[Session, Depends(auth.require_session)]) -> dict:
+        return session.user
+
+    @app.get("/admin", dependencies=[Depends(auth.require_role("ADMIN", "STAFF"))])
+    async def admin() -> dict: ...
+
+`get_session` gives the session or None; `require_session` answers 401 without one;
+`require_role(...)` answers 401 without a session and 403 for another role. The session
+cookie is read as authsvc reads it (chunks, rotation secrets, strict token checks), and
+without a cookie an `Authorization: Bearer <token>` header (as next-auth's `getToken`).
+
+The jwt callback defaults to using the token as it is, so no database is touched: a token
+without a role has no role here (authsvc's own default looks the role up; pass your own
+`jwt_callback` to do the same). Unlike `/api/auth/session`, the cookie is not re-issued.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from authsvc.callbacks import (
+    DefaultSessionCallback,
+    JwtCallback,
+    JwtParams,
+    SessionCallback,
+)
+from authsvc.cookies import parse_cookie_header
+from authsvc.session import request_token, resolve_session
+from authsvc.settings import Settings, load_settings
+from authsvc.tokens import Claims, TokenCodec
+from authsvc.users.models import ROLES
+
+UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="authsvc"'}
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What `/api/auth/session` would answer (`data`), and the token behind it."""
+
+    data: dict[str, Any]
+    token: Claims
+
+    @property
+    def user(self) -> dict[str, Any]:
+        user = self.data.get("user")
+        return user if isinstance(user, dict) else {}
+
+    @property
+    def expires(self) -> str | None:
+        expires = self.data.get("expires")
+        return expires if isinstance(expires, str) else None
+
+    @property
+    def user_id(self) -> str:
+        return str(self.token.get("id") or self.token["sub"])
+
+    @property
+    def email(self) -> str | None:
+        email = self.token.get("email")
+        return email if isinstance(email, str) else None
+
+    @property
+    def role(self) -> str | None:
+        role = self.token.get("role")
+        return role if isinstance(role, str) else None
+
+
+async def token_as_is(params: JwtParams) -> Claims:
+    """A jwt callback that trusts the token as decoded: no database, no network."""
+    return dict(params.token)
+
+
+class SessionAuth:
+    """Session dependencies for one configuration (secret, cookie name, callbacks)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        jwt_callback: JwtCallback = token_as_is,
+        session_callback: SessionCallback | None = None,
+    ) -> None:
+        self.settings = settings.check()
+        self.codec = TokenCodec(settings.all_secrets)
+        self.cookie_name = settings.cookie_policy.session_token
+        self.jwt_callback = jwt_callback
+        self.session_callback = session_callback or DefaultSessionCallback()
+
+    @classmethod
+    def from_env(cls, **callbacks: Any) -> SessionAuth:
+        """Settings from the environment and `.env`, exactly as authsvc reads them."""
+        return cls(load_settings(), **callbacks)
+
+    async def get_session(self, request: Request) -> Session | None:
+        cookies = parse_cookie_header(request.headers.get("cookie"))
+        raw = request_token(cookies, request.headers.get("authorization"), self.cookie_name)
+        outcome = await resolve_session(
+            raw,
+            codec=self.codec,
+            jwt_callback=self.jwt_callback,
+            session_callback=self.session_callback,
+            max_age=self.settings.session_max_age,
+            now=time.time(),
+        )
+        if outcome.kind != "valid" or outcome.token is None or outcome.session is None:
+            return None
+        return Session(data=outcome.session, token=outcome.token)
+
+    async def require_session(self, request: Request) -> Session:
+        session = await self.get_session(request)
+        if session is None:
+            raise HTTPException(401, "not signed in", headers=UNAUTHENTICATED)
+        return session
+
+    def require_role(self, *roles: str) -> Callable[[Request], Awaitable[Session]]:
+        """A dependency that lets only these roles through (401 signed out, 403 otherwise)."""
+        unknown = sorted(set(roles) - ROLES)
+        if not roles or unknown:
+            raise ValueError(f"require_role needs roles among {sorted(ROLES)}, got {roles!r}")
+        allowed = frozenset(roles)
+
+        async def dependency(request: Request) -> Session:
+            session = await self.require_session(request)
+            if session.role not in allowed:
+                raise HTTPException(403, "forbidden")
+            return session
+
+        return dependency

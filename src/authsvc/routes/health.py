@@ -1,0 +1,95 @@
+"""Operations endpoints at the root: `/healthz`, `/readyz`, `/metrics`. None needs a cookie.
+
+- `/healthz` is liveness: it answers while the process serves requests, and touches
+  nothing else (a database outage must not get healthy replicas restarted).
+- `/readyz` is readiness: the settings hold and the database answers a query on the
+  users table within AUTHSVC_DB_TIMEOUT; 503 otherwise, and 200 again as soon as the
+  database is back (no restart: the pool pings and reconnects).
+- `/metrics` is the Prometheus exposition. Keep these off the public internet (the proxy
+  examples only route `/api/auth/*` to authsvc).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from authsvc.db import Database
+from authsvc.metrics import MetricsDep
+from authsvc.openapi import HealthBody, ReadyBody
+from authsvc.settings import ConfigError, Settings
+
+log = logging.getLogger("authsvc.health")
+router = APIRouter(tags=["operations"])
+READY_QUERY = text("SELECT 1 FROM users LIMIT 1")
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _reply(status: int, body: Any) -> Response:
+    return JSONResponse(body, status_code=status, headers=NO_STORE)
+
+
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers (no dependency is checked)",
+    responses={200: {"model": HealthBody}},
+)
+async def healthz() -> Response:
+    return _reply(200, {"status": "ok"})
+
+
+async def _database_ready(database: Database, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            async with database.engine.connect() as conn:
+                await conn.execute(READY_QUERY)
+    except Exception as exc:
+        log.warning("readiness: database unavailable (%s)", type(exc).__name__)
+        return False
+    return True
+
+
+def _settings_ready(settings: Settings) -> bool:
+    try:
+        settings.check()
+    except ConfigError:
+        return False
+    return True
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: settings valid and database reachable",
+    responses={
+        200: {"model": ReadyBody, "description": "Ready to serve."},
+        503: {"model": ReadyBody, "description": "Not ready: see `checks`."},
+    },
+)
+async def readyz(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    checks = {
+        "settings": "ok" if _settings_ready(settings) else "invalid",
+        "database": "ok"
+        if await _database_ready(request.app.state.database, settings.database_timeout)
+        else "unavailable",
+    }
+    if all(value == "ok" for value in checks.values()):
+        return _reply(200, {"status": "ready", "checks": checks})
+    return _reply(503, {"status": "unavailable", "checks": checks})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+)
+async def metrics(metrics: MetricsDep) -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type, headers=NO_STORE)

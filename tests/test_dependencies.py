@@ -1,0 +1,158 @@
+"""`authsvc.dependencies` used by another FastAPI service that shares the secret.
+
+No `from __future__ import annotations` here: the service's routes are closures whose
+`Depends(auth....)` annotations FastAPI must evaluate where they are defined.
+"""
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+
+from authsvc.callbacks import JwtParams
+from authsvc.dependencies import Session, SessionAuth
+from authsvc.tokens import TokenCodec
+from authsvc.users.models import Role
+from tests.conftest import OTHER_SECRET, SECRET, make_settings
+
+SESSION = "next-auth.session-token"
+CODEC = TokenCodec([SECRET])
+SHOP = "http://shop.internal"
+
+
+def token(**claims: Any) -> str:
+    return CODEC.encode({"sub": "u1", "email": "ana@example.com", "name": "Ana", **claims}, 600)
+
+
+def orders_service(auth: SessionAuth) -> FastAPI:
+    """Another team's service: no database, no call to authsvc."""
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(session: Annotated[Session, Depends(auth.require_session)]) -> dict[str, Any]:
+        return {"id": session.user_id, "role": session.role, "user": session.user}
+
+    @app.get("/maybe")
+    async def maybe(
+        session: Annotated[Session | None, Depends(auth.get_session)],
+    ) -> dict[str, Any]:
+        return {"signed_in": session is not None}
+
+    @app.get("/staff", dependencies=[Depends(auth.require_role("ADMIN", "STAFF"))])
+    async def staff() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    return app
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[httpx.AsyncClient]:
+    app = orders_service(SessionAuth(make_settings()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SHOP) as http:
+        yield http
+
+
+def cookie(value: str) -> dict[str, str]:
+    return {"cookie": f"{SESSION}={value}"}
+
+
+async def test_get_session_is_none_when_signed_out(shop: httpx.AsyncClient) -> None:
+    assert (await shop.get("/maybe")).json() == {"signed_in": False}
+
+
+async def test_require_session_is_401_when_signed_out(shop: httpx.AsyncClient) -> None:
+    response = await shop.get("/me")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="authsvc"'
+
+
+async def test_require_session_gives_the_session_as_authsvc_shapes_it(
+    shop: httpx.AsyncClient,
+) -> None:
+    response = await shop.get("/me", headers=cookie(token(id="u1", role="STAFF")))
+    assert response.json() == {
+        "id": "u1",
+        "role": "STAFF",
+        "user": {"name": "Ana", "email": "ana@example.com", "id": "u1", "role": "STAFF"},
+    }
+
+
+async def test_a_bearer_token_works_without_a_cookie(shop: httpx.AsyncClient) -> None:
+    response = await shop.get("/me", headers={"authorization": f"Bearer {token(role='ADMIN')}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        TokenCodec([OTHER_SECRET]).encode({"sub": "u1", "role": "ADMIN"}, 600),
+        CODEC.encode({"sub": "u1", "role": "ADMIN"}, 60, now=time.time() - 3600),
+    ],
+    ids=["garbage", "other secret", "expired"],
+)
+async def test_an_invalid_cookie_is_signed_out(shop: httpx.AsyncClient, value: str) -> None:
+    assert (await shop.get("/me", headers=cookie(value))).status_code == 401
+
+
+async def test_require_role_lets_the_listed_roles_through(shop: httpx.AsyncClient) -> None:
+    assert (await shop.get("/staff", headers=cookie(token(role="STAFF")))).status_code == 200
+
+
+async def test_require_role_is_403_for_another_role(shop: httpx.AsyncClient) -> None:
+    assert (await shop.get("/staff", headers=cookie(token(role="CUSTOMER")))).status_code == 403
+
+
+async def test_require_role_is_401_when_signed_out(shop: httpx.AsyncClient) -> None:
+    assert (await shop.get("/staff")).status_code == 401
+
+
+async def test_a_token_without_a_role_has_none_without_a_database(
+    shop: httpx.AsyncClient,
+) -> None:
+    assert (await shop.get("/staff", headers=cookie(token()))).status_code == 403
+
+
+def test_require_role_refuses_an_unknown_role_at_start_up() -> None:
+    with pytest.raises(ValueError, match="root"):
+        SessionAuth(make_settings()).require_role("root")
+
+
+async def test_a_jwt_callback_can_complete_the_token() -> None:
+    async def from_directory(params: JwtParams) -> dict[str, Any]:
+        return {**params.token, "role": params.token.get("role") or "WHOLESALE"}
+
+    app = orders_service(SessionAuth(make_settings(), jwt_callback=from_directory))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SHOP) as http:
+        response = await http.get("/me", headers=cookie(token()))
+    assert response.json()["role"] == "WHOLESALE"
+
+
+async def test_the_cookie_name_follows_nextauth_url_like_authsvc() -> None:
+    secure_app = orders_service(SessionAuth(make_settings(url="https://shop.example.com")))
+    transport = httpx.ASGITransport(app=secure_app)
+    async with httpx.AsyncClient(transport=transport, base_url=SHOP) as http:
+        plain = await http.get("/me", headers=cookie(token()))
+        secure = await http.get("/me", headers={"cookie": f"__Secure-{SESSION}={token()}"})
+    assert (plain.status_code, secure.status_code) == (401, 200)
+
+
+async def test_a_session_signed_in_at_authsvc_is_read_by_the_other_service(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await app.state.users.create(
+        email="ana@example.com",
+        name="Ana",
+        password_hash=await app.state.hasher.hash("correct-horse-battery"),
+        role=Role.ADMIN,
+    )
+    csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
+    form = {"email": "ana@example.com", "password": "correct-horse-battery", "csrfToken": csrf}
+    await client.post("/api/auth/callback/credentials", data=form)
+    shop = orders_service(SessionAuth(app.state.settings))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop), base_url=SHOP) as http:
+        response = await http.get("/staff", headers=cookie(client.cookies[SESSION]))
+    assert response.status_code == 200

@@ -1,0 +1,134 @@
+"""Prometheus metrics at `/metrics`: requests, latencies, verify and sign-in outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from authsvc.app import create_app
+from authsvc.tokens import TokenCodec
+from authsvc.users.models import Role
+from tests.conftest import BASE, SECRET, make_settings
+
+TOKEN = TokenCodec([SECRET]).encode({"sub": "u1", "email": "a@b.co", "role": "ADMIN"}, 600)
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+async def memory_client() -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        yield http
+    await app.state.database.dispose()
+
+
+async def samples(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_metrics_are_served_in_the_prometheus_text_format(
+    memory_client: httpx.AsyncClient,
+) -> None:
+    response = await memory_client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    assert "# TYPE authsvc_http_requests_total counter" in response.text
+
+
+async def test_requests_are_counted_by_route_template_not_raw_path(
+    memory_client: httpx.AsyncClient,
+) -> None:
+    await memory_client.get("/api/auth/verify/orders/1")
+    await memory_client.get("/api/auth/verify/orders/2")
+    found = await samples(memory_client)
+    route = "/api/auth/verify/{path:path}"
+    assert value(found, "authsvc_http_requests_total", method="GET", route=route, status="401") == 2
+    assert not any("/orders/" in dict(labels).get("route", "") for _, labels in found)
+
+
+async def test_unmatched_paths_share_one_label(memory_client: httpx.AsyncClient) -> None:
+    await memory_client.get("/no/such/thing")
+    found = await samples(memory_client)
+    assert (
+        value(found, "authsvc_http_requests_total", method="GET", route="unmatched", status="404")
+        == 1
+    )
+
+
+async def test_request_latency_is_a_histogram(memory_client: httpx.AsyncClient) -> None:
+    await memory_client.get("/healthz")
+    found = await samples(memory_client)
+    count = value(
+        found, "authsvc_http_request_duration_seconds_count", method="GET", route="/healthz"
+    )
+    assert count == 1
+
+
+async def test_verify_outcomes_are_counted(memory_client: httpx.AsyncClient) -> None:
+    cookie = {"cookie": f"next-auth.session-token={TOKEN}"}
+    await memory_client.get("/api/auth/verify", headers=cookie)
+    await memory_client.get("/api/auth/verify")
+    await memory_client.get("/api/auth/verify?allowed_roles=STAFF", headers=cookie)
+    await memory_client.get("/api/auth/verify?allowed_roles=nope", headers=cookie)
+    found = await samples(memory_client)
+    counts = {
+        outcome: value(found, "authsvc_verify_outcomes_total", outcome=outcome)
+        for outcome in ("allow", "unauthenticated", "forbidden", "bad_request", "error")
+    }
+    assert counts == {
+        "allow": 1,
+        "unauthenticated": 1,
+        "forbidden": 1,
+        "bad_request": 1,
+        "error": 0,
+    }
+
+
+async def test_sign_in_outcomes_are_counted(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await app.state.users.create(
+        email="ana@example.com",
+        password_hash=await app.state.hasher.hash(PASSWORD),
+        role=Role.ADMIN,
+    )
+    csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
+    form = {"email": "ana@example.com", "csrfToken": csrf}
+    await client.post("/api/auth/callback/credentials", data={**form, "password": PASSWORD})
+    await client.post("/api/auth/callback/credentials", data={**form, "password": "wrong-password"})
+    await client.post("/api/auth/callback/credentials", data={"email": "x", "password": "y"})
+    found = await samples(client)
+    counts = {
+        outcome: value(
+            found, "authsvc_signin_outcomes_total", provider="credentials", outcome=outcome
+        )
+        for outcome in ("success", "failure", "csrf")
+    }
+    assert counts == {"success": 1, "failure": 1, "csrf": 1}
+
+
+async def test_two_apps_in_one_process_keep_separate_counters() -> None:
+    first, second = create_app(make_settings()), create_app(make_settings())
+    for app in (first, second):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+            await http.get("/healthz")
+            found = await samples(http)
+        assert (
+            value(
+                found, "authsvc_http_requests_total", method="GET", route="/healthz", status="200"
+            )
+            == 1
+        )
