@@ -14,7 +14,6 @@ obeyed or ignored: a policy must be set on `/verify`, or enforced in Envoy from 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from authsvc.deps import CodecDep, JwtCallbackDep, SessionCallbackDep, SettingsD
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
 from authsvc.metrics import Metrics, VerifyOutcome
 from authsvc.openapi import BEARER_SCHEME, COOKIE_SCHEME, IdentityBody, MessageBody
+from authsvc.routes.responses import dump
 from authsvc.session import request_token
 from authsvc.settings import Settings
 from authsvc.tokens import TokenCodec
@@ -89,8 +89,7 @@ router = APIRouter(tags=["forward-auth"])
 
 
 def _reply(status: int, body: Any, headers: Iterable[tuple[bytes, bytes]] = ()) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    response = Response(content, status_code=status, media_type="application/json")
+    response = Response(dump(body), status_code=status, media_type="application/json")
     response.raw_headers.append(NO_STORE)
     response.raw_headers.extend(headers)
     if status == 401:

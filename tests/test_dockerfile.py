@@ -1,0 +1,128 @@
+"""The Dockerfile: lint-clean (hadolint), multi-stage, non-root, health-checked, migrate then
+serve. No Docker engine runs here, so its install step, its command and its health check
+run outside Docker, on this checkout, with only the port changed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT, authsvc_environment, stop, wait_until_up
+from tests.servers import free_port
+
+DOCKERFILE = ROOT / "Dockerfile"
+HADOLINT = Path(sys.executable).with_name("hadolint")
+IMAGE_PORT = "8000"
+
+
+def instructions(stage: int | None = None) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined; one stage if asked."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    pairs = [
+        (line.split(None, 1)[0].upper(), " ".join(line.split()[1:]))
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    stages: list[list[tuple[str, str]]] = []
+    for pair in pairs:
+        if pair[0] == "FROM":
+            stages.append([])
+        stages[-1].append(pair)
+    return pairs if stage is None else stages[stage]
+
+
+def only(stage: list[tuple[str, str]], name: str) -> str:
+    [value] = [args for instruction, args in stage if instruction == name]
+    return value
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = subprocess.run(
+        [str(HADOLINT), "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_the_image_is_built_in_one_stage_and_run_from_another() -> None:
+    stages = [args for instruction, args in instructions() if instruction == "FROM"]
+    assert len(stages) == 2
+    assert "COPY --from=build /opt/authsvc /opt/authsvc" in [
+        f"COPY {args}" for instruction, args in instructions(-1) if instruction == "COPY"
+    ]
+
+
+def test_the_final_stage_runs_as_an_unprivileged_user() -> None:
+    user = only(instructions(-1), "USER").split(":")[0]
+    assert user not in ("root", "0")
+
+
+def test_the_final_stage_has_a_health_check_on_healthz() -> None:
+    assert "/healthz" in only(instructions(-1), "HEALTHCHECK")
+
+
+def test_the_command_migrates_before_serving_on_all_interfaces() -> None:
+    command = json.loads(only(instructions(-1), "CMD"))
+    assert command[:2] == ["sh", "-c"]
+    assert command[2] == "authsvc migrate && exec authsvc serve --host 0.0.0.0 --port 8000"
+
+
+def test_the_build_context_leaves_out_local_state() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {".git", ".venv", ".env", "*.db", "tests"} <= set(ignored)
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The build stage's RUN step, in a fresh virtualenv instead of /opt/authsvc."""
+    target = tmp_path_factory.mktemp("image") / "venv"
+    venv.create(target, with_pip=True)
+    run_step = only(instructions(0), "RUN")
+    assert (
+        run_step == "python -m venv /opt/authsvc && /opt/authsvc/bin/pip install --no-cache-dir ."
+    )
+    # The same pip command (the wheel built from this checkout, its dependencies from the
+    # registry), minus --no-cache-dir so repeated runs reuse downloads.
+    subprocess.run(
+        [str(target / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "."],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
+    return target
+
+
+def test_the_installed_package_migrates_serves_and_passes_its_health_check(
+    image_venv: Path, tmp_path: Path
+) -> None:
+    port = str(free_port())
+    command = json.loads(only(instructions(-1), "CMD"))[2].replace(IMAGE_PORT, port)
+    health = json.loads(only(instructions(-1), "HEALTHCHECK").split("CMD", 1)[1])
+    health_script = health[2].replace(IMAGE_PORT, port)
+    env = authsvc_environment(
+        url="https://shop.example.com",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'image.db'}",
+        PATH=f"{image_venv / 'bin'}:/usr/bin:/bin",
+    )
+    log = tmp_path / "container.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            ["sh", "-c", command], cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process, log, 60)
+        check = subprocess.run(
+            [str(image_venv / "bin" / "python"), "-c", health_script], check=False, timeout=10
+        )
+        assert check.returncode == 0
+        assert "database is up to date" in log.read_text()
+    finally:
+        stop(process)
