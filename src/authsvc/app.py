@@ -18,7 +18,6 @@ from authsvc.outbound import make_client
 from authsvc.providers.registry import build_providers
 from authsvc.routes import auth, fallback, health, oauth, verify
 from authsvc.settings import Settings, load_settings
-from authsvc.tokens import TokenCodec
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import (
     SqlAlchemyCheckStore,
@@ -53,7 +52,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.codec = TokenCodec(settings.all_secrets)
+    app.state.codec = settings.session_codec()
     app.state.users = users or SqlAlchemyUserRepository(database.sessions)
     app.state.hasher = hasher or PasswordHasher()
     app.state.jwt_callback = DefaultJwtCallback(app.state.users, timeout=settings.database_timeout)

@@ -45,7 +45,7 @@ from authsvc.callbacks import (
 from authsvc.cookies import parse_cookie_header
 from authsvc.session import request_token, resolve_session
 from authsvc.settings import Settings, load_settings
-from authsvc.tokens import Claims, TokenCodec
+from authsvc.tokens import Claims
 from authsvc.users.models import ROLES
 
 UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="authsvc"'}
@@ -99,7 +99,7 @@ class SessionAuth:
         session_callback: SessionCallback | None = None,
     ) -> None:
         self.settings = settings.check()
-        self.codec = TokenCodec(settings.all_secrets)
+        self.codec = settings.session_codec()
         self.cookie_name = settings.cookie_policy.session_token
         self.jwt_callback = jwt_callback
         self.session_callback = session_callback or DefaultSessionCallback()

@@ -36,6 +36,10 @@ from authsvc.users.repository import (
 log = logging.getLogger("authsvc.oauth")
 
 MAX_FORWARDED_PARAMS = 20
+# Column sizes of the users and accounts tables.
+MAX_PROVIDER_ID_LENGTH = 255
+MAX_NAME_LENGTH = 200
+MAX_IMAGE_LENGTH = 2048
 MAX_PARAM_LENGTH = 512
 
 
@@ -142,7 +146,7 @@ async def complete_sign_in(
         async with asyncio.timeout(ctx.deadline):
             endpoints = await provider.endpoints(ctx.http)
             issuer = params.get("iss")
-            if issuer is not None and issuer != endpoints.issuer:
+            if issuer is not None and endpoints.issuer and issuer != endpoints.issuer:
                 # RFC 9207: the response names another issuer (mix-up attack).
                 return OAuthFailure("OAuthCallback", "callback iss is not the provider's issuer")
             tokens = await provider.exchange_code(
@@ -157,8 +161,8 @@ async def complete_sign_in(
         return OAuthFailure("OAuthCallback", str(exc))
     except TimeoutError:
         return OAuthFailure("OAuthCallback", "provider did not answer in time")
-    if not profile.id:
-        return OAuthFailure(None, "profile has no id")
+    if not profile.id or len(profile.id) > MAX_PROVIDER_ID_LENGTH:
+        return OAuthFailure(None, "profile has no usable id")
     account = Account(
         provider=provider.id,
         type="oidc" if isinstance(provider, OidcProvider) else "oauth",
@@ -178,16 +182,25 @@ async def _find_or_create_user(
 ) -> OAuthSignIn | OAuthFailure:
     """Accounts are identified by (provider, id); an email match alone never links (R26)."""
     provider, provider_id = account.provider, account.provider_account_id
+    # What a provider says must fit the columns; a display field never blocks a sign-in.
+    name = profile.name[:MAX_NAME_LENGTH] if profile.name else None
+    image = profile.image if profile.image and len(profile.image) <= MAX_IMAGE_LENGTH else None
     user = await users.get_by_account(provider, provider_id)
     if user is not None:
-        updated = await users.update_profile(user.id, name=profile.name, image=profile.image)
+        updated = await users.update_profile(user.id, name=name, image=image)
         return OAuthSignIn(updated or user, account, profile, is_new_user=False)
     email = normalize_email(profile.email)
-    if email is None:
-        return OAuthFailure("OAuthCallback", "provider gave no usable email")
+    if email is None or not profile.email_verified:
+        # An unverified address could pre-claim someone else's email (account pre-hijacking).
+        return OAuthFailure("OAuthCallback", "provider gave no verified email")
     existing = await users.get_by_email(email)
     if existing is not None:
-        if not (link_by_email and profile.email_verified):
+        # A concurrent first sign-in of this same identity may have created the user
+        # between the two lookups: then it is simply ours.
+        linked = await users.get_by_account(provider, provider_id)
+        if linked is not None:
+            return OAuthSignIn(linked, account, profile, is_new_user=False)
+        if not link_by_email:
             return OAuthFailure("OAuthAccountNotLinked", "email belongs to another sign-in method")
         # A concurrent sign-in may have linked it a moment ago: that is the same outcome.
         with contextlib.suppress(AccountLinkedError):
@@ -196,8 +209,8 @@ async def _find_or_create_user(
     try:
         created = await users.create_with_account(
             email=email,
-            name=profile.name,
-            image=profile.image,
+            name=name,
+            image=image,
             provider=provider,
             provider_account_id=provider_id,
         )

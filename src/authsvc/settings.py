@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authsvc.cookies import CookiePolicy
 from authsvc.redirects import origin_of
+from authsvc.token_cache import TokenCache
+from authsvc.tokens import TokenCodec
 
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
@@ -106,6 +108,9 @@ class Settings(BaseSettings):
     cookie_domain: str | None = Field(default=None, validation_alias="AUTHSVC_COOKIE_DOMAIN")
     # Whether /verify re-issues the session cookie with a fresh expiry, like /session.
     verify_refresh: bool = Field(default=False, validation_alias="AUTHSVC_VERIFY_REFRESH")
+    # Decoded session tokens kept per process (a few KB each); 0 turns the cache off.
+    token_cache_size: int = Field(default=10_000, ge=0, validation_alias="AUTHSVC_TOKEN_CACHE_SIZE")
+
     # Bound on waiting for the database in the session path (missing-role lookup), seconds.
     database_timeout: float = Field(default=2.0, gt=0, validation_alias="AUTHSVC_DB_TIMEOUT")
 
@@ -205,6 +210,11 @@ class Settings(BaseSettings):
     def all_secrets(self) -> list[str]:
         """The current secret first, then the ones kept for rotation."""
         return [self.secret_value, *(s.get_secret_value() for s in self.previous_secrets)]
+
+    def session_codec(self) -> TokenCodec:
+        """The session-token codec: every secret, and the decode cache when enabled."""
+        size = self.token_cache_size
+        return TokenCodec(self.all_secrets, cache=TokenCache(size) if size else None)
 
     def check(self) -> Settings:
         """Fail fast, with a message naming the variable and the fix."""

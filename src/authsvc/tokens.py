@@ -9,22 +9,27 @@ value `None`; nothing raises to the caller.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jose import jwe
-from jose.exceptions import JOSEError
 
 from authsvc.users.models import ROLES
+
+if TYPE_CHECKING:
+    from authsvc.token_cache import TokenCache
 
 Claims = dict[str, Any]
 
@@ -63,6 +68,8 @@ class TokenCodec:
 
     secrets: Sequence[str]
     salt: str = ""
+    # Decoded tokens by token string; see token_cache.py. None: decrypt every time.
+    cache: TokenCache | None = field(default=None, compare=False)
 
     def encode(self, claims: Mapping[str, Any], max_age: int, now: float | None = None) -> str:
         """Like next-auth `encode`: copy, then set iat/exp/jti (overwriting, keeping order)."""
@@ -78,6 +85,17 @@ class TokenCodec:
 
     def decode(self, token: str, now: float | None = None) -> Claims | None:
         """The claims of a well-formed, authentic, unexpired token; otherwise None."""
+        current = time.time() if now is None else now
+        if self.cache is not None:
+            cached = self.cache.get(token, current)
+            if cached is not None:
+                return cached
+        claims = self._decode(token, current)
+        if claims is not None and self.cache is not None:
+            self.cache.put(token, claims)
+        return claims
+
+    def _decode(self, token: str, now: float) -> Claims | None:
         if not _well_formed(token):
             return None
         plaintext = self._decrypt(token)
@@ -92,15 +110,34 @@ class TokenCodec:
         return claims
 
     def _decrypt(self, token: str) -> bytes | None:
+        """AES-256-GCM open of a token `_well_formed` accepted, trying each secret.
+
+        With the header pinned to `dir`/`A256GCM` there is nothing left for a JOSE library
+        to negotiate, so this calls `cryptography`'s AESGCM directly: about twice as fast
+        as python-jose's generic `jwe.decrypt` (see docs/performance.md), and checked
+        against it by tests/test_tokens.py.
+        """
+        _, _, iv, ciphertext, tag = token.split(".")
+        nonce = _b64decode(iv)
+        sealed = _b64decode(ciphertext) + _b64decode(tag)
         for secret in self.secrets:
             try:
-                plaintext = jwe.decrypt(token, derive_key(secret, self.salt))
-            except JOSEError:
+                return _cipher(secret, self.salt).decrypt(nonce, sealed, _AAD)
+            except InvalidTag:
                 continue
-            # python-jose returns None (no exception) for some invalid `dir` inputs.
-            if isinstance(plaintext, bytes):
-                return plaintext
         return None
+
+
+_AAD = HEADER_SEGMENT.encode("ascii")
+
+
+@lru_cache(maxsize=64)
+def _cipher(secret: str, salt: str) -> AESGCM:
+    return AESGCM(derive_key(secret, salt))
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _well_formed(token: object) -> bool:

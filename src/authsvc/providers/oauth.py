@@ -11,10 +11,11 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import quote_plus
 
 import httpx
 from httpx_oauth.exceptions import HTTPXOAuthError
-from httpx_oauth.oauth2 import BaseOAuth2, OAuth2ClientAuthMethod
+from httpx_oauth.oauth2 import BaseOAuth2, OAuth2ClientAuthMethod, OAuth2RequestError
 
 from authsvc.outbound import ProviderError
 
@@ -119,6 +120,31 @@ class _SharedClient(BaseOAuth2[dict[str, Any]]):
 
         return borrowed()
 
+    def build_request(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        *,
+        auth_method: OAuth2ClientAuthMethod | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> tuple[httpx.Request, httpx.Auth | None]:
+        request, auth = super().build_request(
+            client, method, url, auth_method=auth_method, data=data
+        )
+        if auth_method == "client_secret_basic":
+            # RFC 6749 §2.3.1: both halves are form-urlencoded before the Basic encoding.
+            auth = httpx.BasicAuth(quote_plus(self.client_id), quote_plus(self.client_secret))
+        return request, auth
+
+    def get_json(
+        self, response: httpx.Response, *, exc_class: type[OAuth2RequestError]
+    ) -> dict[str, Any]:
+        data: object = super().get_json(response, exc_class=exc_class)
+        if not isinstance(data, dict):
+            raise exc_class("response is not a JSON object", response)
+        return data
+
 
 @dataclass(slots=True)
 class OAuthClientBase:
@@ -180,8 +206,8 @@ class OAuthClientBase:
         except HTTPXOAuthError as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             raise ProviderError(f"token request failed ({status or type(exc).__name__})") from None
-        except (TypeError, ValueError):  # JSON that is not an object
-            raise ProviderError("token response is not a JSON object") from None
+        except (TypeError, ValueError, OverflowError):  # e.g. "expires_in": 1e400
+            raise ProviderError("token response has invalid fields") from None
         # GitHub answers 200 with {"error": …} for a bad code.
         if not isinstance(tokens.get("access_token"), str) or "error" in tokens:
             raise ProviderError("token response has no access_token")
