@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authsvc.callbacks import DefaultSessionCallback, JwtParams
+from authsvc.callbacks import JwtParams
 from authsvc.forward_auth import (
     IDENTITY_HEADERS,
     Allow,
@@ -176,8 +176,6 @@ async def run_decide(token: str | None, query: list[tuple[str, str]], jwt: Any =
         parse_policy(query),
         codec=CODEC,
         jwt_callback=jwt,
-        session_callback=DefaultSessionCallback(),
-        max_age=600,
     )
 
 

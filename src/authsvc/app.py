@@ -12,6 +12,7 @@ from authsvc import __version__
 from authsvc.callbacks import DefaultJwtCallback, DefaultSessionCallback
 from authsvc.db import Database
 from authsvc.errors import install_error_handlers
+from authsvc.hotpath import HotPathMiddleware
 from authsvc.metrics import Metrics, ObservabilityMiddleware
 from authsvc.openapi import install_openapi
 from authsvc.outbound import make_client
@@ -62,8 +63,7 @@ def create_app(
     app.state.check_store = SqlAlchemyCheckStore(database.sessions)
     app.state.metrics = Metrics()
     app.include_router(health.router)
-    # verify first: the fallback's `/{action:path}` would otherwise answer /verify.
-    for router in (verify.router, auth.router, oauth.router, fallback.router):
+    for router in (auth.router, oauth.router, fallback.router):
         app.include_router(router, prefix=settings.public_url.base_path)
     if settings.cors_origins:
         app.add_middleware(
@@ -81,4 +81,13 @@ def create_app(
     )
     install_openapi(app, settings)
     install_error_handlers(app)
+    verify_path = settings.public_url.base_path + "/verify"
+    verify_endpoint = verify.VerifyEndpoint(app, verify_path)
+    # Added last, so it runs first (inside Starlette's own error middleware only).
+    app.add_middleware(
+        HotPathMiddleware,
+        metrics=app.state.metrics,
+        exact={verify_path: verify_endpoint},
+        prefixes=((verify_path + "/", verify_endpoint),),
+    )
     return app

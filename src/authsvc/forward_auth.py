@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from authsvc.callbacks import JwtCallback, SessionCallback
-from authsvc.session import resolve_session
+from authsvc.callbacks import JwtCallback
+from authsvc.session import resolve_token
 from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.models import ROLES
 
@@ -182,19 +181,11 @@ async def decide(
     *,
     codec: TokenCodec,
     jwt_callback: JwtCallback,
-    session_callback: SessionCallback,
-    max_age: int,
     now: float | None = None,
 ) -> Decision:
-    """The session read path (as for /session), then the identity and the policy."""
-    outcome = await resolve_session(
-        raw_token,
-        codec=codec,
-        jwt_callback=jwt_callback,
-        session_callback=session_callback,
-        max_age=max_age,
-        now=time.time() if now is None else now,
-    )
+    """The token read path (as for /session, without the session object), then the
+    identity and the policy."""
+    outcome = await resolve_token(raw_token, codec=codec, jwt_callback=jwt_callback, now=now)
     if outcome.kind != "valid" or outcome.token is None:
         return Deny("unauthenticated")
     identity = identity_from_token(outcome.token)

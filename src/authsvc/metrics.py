@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -23,6 +23,8 @@ from authsvc.forward_auth import Network, client_address
 access_log = logging.getLogger("authsvc.access")
 
 VerifyOutcome = Literal["allow", "unauthenticated", "forbidden", "bad_request", "error"]
+VERIFY_OUTCOMES: tuple[VerifyOutcome, ...] = get_args(VerifyOutcome)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SignInOutcome = Literal["success", "failure", "csrf", "denied"]
 # Latency buckets (seconds) around the forward-auth budget: Envoy's ext_authz default
 # timeout is 200 ms, and the target p99 is under 50 ms.
@@ -59,8 +61,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Label children by key: `.labels()` costs more than the update on the hot path.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._outcomes = {outcome: self.verify.labels(outcome) for outcome in VERIFY_OUTCOMES}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One finished request. Unknown methods count as OTHER (labels stay bounded)."""
+        method = method if method in METHODS else "OTHER"
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def verify_outcome(self, outcome: VerifyOutcome) -> None:
-        self.verify.labels(outcome).inc()
+        self._outcomes[outcome].inc()
+
+    def observe_verify(
+        self, method: str, route: str, status: int, outcome: VerifyOutcome, seconds: float
+    ) -> None:
+        self.observe(method, route, status, seconds)
+        self.verify_outcome(outcome)
 
     def signin_outcome(self, provider: str, outcome: SignInOutcome) -> None:
         self.signins.labels(provider, outcome).inc()
@@ -122,9 +148,7 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            route = route_template(scope, self.prefix)
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.observe(method, route_template(scope, self.prefix), status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 self._log(scope, method, status, elapsed)
 

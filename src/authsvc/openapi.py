@@ -121,6 +121,8 @@ class UpdateForm(BaseModel):
 
 MODELS: list[type[BaseModel]] = [
     MessageBody,
+    IdentityBody,
+    HealthBody,
     CsrfBody,
     ProviderBody,
     SessionBody,
@@ -164,6 +166,96 @@ URL_OR_REDIRECT = {
     "200": _json(UrlBody, "With `json=true`: where the client should go."),
     "302": REDIRECT,
 }
+
+IDENTITY_HEADER_DOCS = {
+    "X-Auth-Request-User": "The user id.",
+    "X-Auth-Request-Email": "The email address.",
+    "X-Auth-Request-Preferred-Username": "The email address (the unique login).",
+    "X-Auth-Request-Groups": "The user's groups, comma-separated: their role.",
+    "X-Auth-Request-Role": "The role, e.g. ADMIN.",
+    "X-Auth-Request-Name": "The display name, or the email when none is set.",
+}
+VERIFY_DESCRIPTION = """Validates the session cookie (or `Authorization: Bearer <token>`, as
+next-auth's `getToken`) for a reverse proxy's forward-auth / `auth_request` call. Any HTTP
+method is accepted (documented here as GET); the request body is never read.
+
+Optional policy (oauth2-proxy semantics; comma-separated, repeatable; all kinds must pass,
+any entry of a kind may match): `allowed_roles` (alias `allowed_groups`), `allowed_emails`,
+`allowed_email_domains` (`example.com` exact, `.example.com` or `*.example.com` with
+subdomains)."""
+ENVOY_DESCRIPTION = """The same check for Envoy's `ext_authz` HTTP service: set
+`path_prefix` to this route's prefix and Envoy appends the original path. Any method; 200
+is the only "allow" Envoy knows. Policy parameters are refused here (400): the query string
+is the client's."""
+POLICY_PARAMETERS = [
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "style": "form",
+        "explode": True,
+    }
+    for name, description in (
+        ("allowed_roles", "Roles, comma-separated; any may match."),
+        ("allowed_groups", "Synonym of allowed_roles (oauth2-proxy's name)."),
+        ("allowed_emails", "Exact addresses, comma-separated."),
+        ("allowed_email_domains", "`example.com`, or `.example.com` / `*.example.com`."),
+    )
+]
+
+
+def _verify_operation(summary: str, description: str, operation_id: str) -> dict[str, Any]:
+    allowed = _json(IdentityBody, "Allowed: copy the identity headers onto the upstream request.")
+    allowed["headers"] = {
+        name: {"description": text, "schema": {"type": "string"}}
+        for name, text in IDENTITY_HEADER_DOCS.items()
+    }
+    return {
+        "tags": ["forward-auth"],
+        "summary": summary,
+        "description": description,
+        "operationId": operation_id,
+        "security": [{COOKIE_SCHEME: []}, {BEARER_SCHEME: []}],
+        "responses": {
+            "200": allowed,
+            "400": _json(MessageBody, "A policy parameter that cannot mean anything."),
+            "401": _json(MessageBody, "No valid session (cookie or bearer token)."),
+            "403": _json(MessageBody, "A valid session that fails the policy."),
+            "500": _json(MessageBody, "Internal failure: the proxy must deny."),
+        },
+    }
+
+
+def hot_paths(base_path: str) -> dict[str, Any]:
+    """The routes served by hotpath.py, which FastAPI's generator cannot see."""
+    verify = _verify_operation(
+        "Forward-auth check (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth)",
+        VERIFY_DESCRIPTION,
+        "verify",
+    )
+    verify["parameters"] = POLICY_PARAMETERS
+    envoy = _verify_operation(
+        "Forward-auth check for Envoy ext_authz (original path appended)",
+        ENVOY_DESCRIPTION,
+        "verify_envoy",
+    )
+    envoy["parameters"] = [
+        {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
+    healthz = {
+        "tags": ["operations"],
+        "summary": "Liveness: the process answers (no dependency is checked)",
+        "operationId": "healthz",
+        "responses": {"200": _json(HealthBody, "Alive.")},
+    }
+    return {
+        base_path + "/verify": {"get": verify},
+        base_path + "/verify/{path}": {"get": envoy},
+        "/healthz": {"get": healthz},
+    }
+
 
 # (method, path under the base path) -> what to merge into the generated operation.
 AUTH_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -259,6 +351,7 @@ def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     for name, definition in definitions.get("$defs", {}).items():
         schemas.setdefault(name, definition)
     base = settings.public_url.base_path
+    schema.setdefault("paths", {}).update(hot_paths(base))
     for (method, path), extra in AUTH_OPERATIONS.items():
         operation = schema.get("paths", {}).get(base + path, {}).get(method)
         if operation is None:

@@ -26,6 +26,8 @@ class SessionOutcome:
     kind: Literal["none", "invalid", "valid"]
     token: Claims | None = None
     session: dict[str, Any] | None = None
+    # The token as decoded, before the jwt callback.
+    decoded: Claims | None = None
 
 
 NO_SESSION = SessionOutcome("none")
@@ -69,6 +71,26 @@ def default_session_user(claims: Claims) -> dict[str, Any]:
     return {key: claims[source] for key, source in mapping.items() if source in claims}
 
 
+async def resolve_token(
+    raw_token: str | None,
+    *,
+    codec: TokenCodec,
+    jwt_callback: JwtCallback,
+    trigger: Literal["update"] | None = None,
+    data: Any = None,
+    now: float | None = None,
+) -> SessionOutcome:
+    """The token after the jwt callback: all forward-auth needs (no session object)."""
+    if raw_token is None:
+        return NO_SESSION
+    claims = decode_session_token(codec, raw_token, now)
+    if claims is None:
+        log.info("JWT_SESSION_ERROR: session cookie rejected")
+        return INVALID_SESSION
+    token = await jwt_callback(JwtParams(token=claims, trigger=trigger, session=data))
+    return SessionOutcome("valid", token=token, decoded=claims)
+
+
 async def resolve_session(
     raw_token: str | None,
     *,
@@ -80,16 +102,18 @@ async def resolve_session(
     data: Any = None,
     now: float | None = None,
 ) -> SessionOutcome:
-    if raw_token is None:
-        return NO_SESSION
+    """next-auth's `/session`: the token, then the session callback over it."""
     current = time.time() if now is None else now
-    claims = decode_session_token(codec, raw_token, current)
-    if claims is None:
-        log.info("JWT_SESSION_ERROR: session cookie rejected")
-        return INVALID_SESSION
-    user = default_session_user(claims)
-    token = await jwt_callback(JwtParams(token=claims, trigger=trigger, session=data))
-    session = await session_callback(
-        SessionParams(session={"user": user, "expires": iso_expires(current, max_age)}, token=token)
+    outcome = await resolve_token(
+        raw_token, codec=codec, jwt_callback=jwt_callback, trigger=trigger, data=data, now=current
     )
-    return SessionOutcome("valid", token=token, session=session)
+    if outcome.token is None or outcome.decoded is None:
+        return outcome
+    # next-auth builds the default user from the token as decoded, before the callback.
+    user = default_session_user(outcome.decoded)
+    session = await session_callback(
+        SessionParams(
+            session={"user": user, "expires": iso_expires(current, max_age)}, token=outcome.token
+        )
+    )
+    return SessionOutcome("valid", token=outcome.token, session=session)

@@ -1,4 +1,5 @@
-"""Operations endpoints at the root: `/healthz`, `/readyz`, `/metrics`. None needs a cookie.
+"""Operations endpoints at the root: `/readyz`, `/metrics` (and `/healthz`, in hotpath.py).
+None needs a cookie.
 
 - `/healthz` is liveness: it answers while the process serves requests, and touches
   nothing else (a database outage must not get healthy replicas restarted).
@@ -21,7 +22,7 @@ from sqlalchemy import text
 
 from authsvc.db import Database
 from authsvc.metrics import MetricsDep
-from authsvc.openapi import HealthBody, ReadyBody
+from authsvc.openapi import ReadyBody
 from authsvc.settings import ConfigError, Settings
 
 log = logging.getLogger("authsvc.health")
@@ -34,15 +35,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def _reply(status: int, body: Any) -> Response:
     return JSONResponse(body, status_code=status, headers=NO_STORE)
-
-
-@router.get(
-    "/healthz",
-    summary="Liveness: the process answers (no dependency is checked)",
-    responses={200: {"model": HealthBody}},
-)
-async def healthz() -> Response:
-    return _reply(200, {"status": "ok"})
 
 
 async def _database_ready(database: Database, seconds: float) -> bool:
