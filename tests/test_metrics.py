@@ -132,3 +132,16 @@ async def test_two_apps_in_one_process_keep_separate_counters() -> None:
             )
             == 1
         )
+
+
+async def test_latency_buckets_are_cumulative_and_the_sum_is_the_time_spent(
+    memory_client: httpx.AsyncClient,
+) -> None:
+    for _ in range(3):
+        await memory_client.get("/healthz")
+    found = await samples(memory_client)
+    labels = {"method": "GET", "route": "/healthz"}
+    name = "authsvc_http_request_duration_seconds"
+    assert value(found, f"{name}_bucket", le="+Inf", **labels) == 3
+    assert value(found, f"{name}_bucket", le="2.5", **labels) == 3
+    assert 0 < value(found, f"{name}_sum", **labels) < 3

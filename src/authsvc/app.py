@@ -12,7 +12,7 @@ from authsvc import __version__
 from authsvc.callbacks import DefaultJwtCallback, DefaultSessionCallback
 from authsvc.db import Database
 from authsvc.errors import install_error_handlers
-from authsvc.hotpath import HotPathMiddleware
+from authsvc.hotpath import AuthService
 from authsvc.metrics import Metrics, ObservabilityMiddleware
 from authsvc.openapi import install_openapi
 from authsvc.outbound import make_client
@@ -32,7 +32,7 @@ def create_app(
     *,
     users: UserRepository | None = None,
     hasher: PasswordHasher | None = None,
-) -> FastAPI:
+) -> AuthService:
     """Build the service. Settings come from the environment unless given."""
     settings = (settings or load_settings()).check()
     database = Database(settings.database_url, timeout=settings.database_timeout)
@@ -45,7 +45,9 @@ def create_app(
         await http.aclose()
         await database.dispose()
 
-    app = FastAPI(
+    metrics = Metrics()
+    app = AuthService(
+        metrics=metrics,
         title="authsvc",
         version=__version__,
         summary="NextAuth.js v4-compatible sessions as a stand-alone service.",
@@ -61,7 +63,7 @@ def create_app(
     app.state.providers = build_providers(settings)
     app.state.http = http
     app.state.check_store = SqlAlchemyCheckStore(database.sessions)
-    app.state.metrics = Metrics()
+    app.state.metrics = metrics
     app.include_router(health.router)
     for router in (auth.router, oauth.router, fallback.router):
         app.include_router(router, prefix=settings.public_url.base_path)
@@ -82,12 +84,5 @@ def create_app(
     install_openapi(app, settings)
     install_error_handlers(app)
     verify_path = settings.public_url.base_path + "/verify"
-    verify_endpoint = verify.VerifyEndpoint(app, verify_path)
-    # Added last, so it runs first (inside Starlette's own error middleware only).
-    app.add_middleware(
-        HotPathMiddleware,
-        metrics=app.state.metrics,
-        exact={verify_path: verify_endpoint},
-        prefixes=((verify_path + "/", verify_endpoint),),
-    )
+    app.add_hot_route(verify_path, verify.VerifyEndpoint(app, verify_path), with_subpaths=True)
     return app

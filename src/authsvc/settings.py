@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from authsvc.cookies import CookiePolicy
 from authsvc.redirects import origin_of
 from authsvc.token_cache import TokenCache
-from authsvc.tokens import TokenCodec
+from authsvc.tokens import TokenCodec, is_session_shaped
 
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
@@ -214,7 +214,9 @@ class Settings(BaseSettings):
     def session_codec(self) -> TokenCodec:
         """The session-token codec: every secret, and the decode cache when enabled."""
         size = self.token_cache_size
-        return TokenCodec(self.all_secrets, cache=TokenCache(size) if size else None)
+        return TokenCodec(
+            self.all_secrets, cache=TokenCache(size) if size else None, accepts=is_session_shaped
+        )
 
     def check(self) -> Settings:
         """Fail fast, with a message naming the variable and the fix."""

@@ -15,7 +15,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,9 @@ class TokenCodec:
     salt: str = ""
     # Decoded tokens by token string; see token_cache.py. None: decrypt every time.
     cache: TokenCache | None = field(default=None, compare=False)
+    # A rule the claims must also meet (e.g. `is_session_shaped`); checked before caching,
+    # so a cached token never needs checking again.
+    accepts: Callable[[Claims], bool] | None = None
 
     def encode(self, claims: Mapping[str, Any], max_age: int, now: float | None = None) -> str:
         """Like next-auth `encode`: copy, then set iat/exp/jti (overwriting, keeping order)."""
@@ -106,6 +109,8 @@ class TokenCodec:
         except (UnicodeDecodeError, ValueError):
             return None
         if not isinstance(claims, dict) or not _times_valid(claims, now):
+            return None
+        if self.accepts is not None and not self.accepts(claims):
             return None
         return claims
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
@@ -41,11 +41,30 @@ from authsvc.tokens import TokenCodec
 
 log = logging.getLogger("authsvc.verify")
 
-Headers = list[tuple[bytes, bytes]]
-STATUS = {"unauthenticated": 401, "forbidden": 403}
-MESSAGES = {"unauthenticated": "no valid session", "forbidden": "forbidden by policy"}
-BASE_HEADERS: Headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+Headers = Sequence[tuple[bytes, bytes]]
+JSON_NO_STORE = ((b"content-type", b"application/json"), (b"cache-control", b"no-store"))
 WWW_AUTHENTICATE = (b"www-authenticate", b'Bearer realm="authsvc"')
+
+
+def response(status: int, body: bytes, extra: Headers = ()) -> tuple[int, Headers, bytes]:
+    """A complete answer: status, every header, and the body."""
+    length = (b"content-length", str(len(body)).encode())
+    auth = (WWW_AUTHENTICATE,) if status == 401 else ()
+    return status, (*JSON_NO_STORE, length, *auth, *extra), body
+
+
+DENIED = {
+    "unauthenticated": response(401, dump({"message": "no valid session"})),
+    "forbidden": response(403, dump({"message": "forbidden by policy"})),
+}
+INTERNAL_ERROR = response(500, dump({"message": "internal error"}))
+
+
+@lru_cache(maxsize=4096)
+def allowed(identity: forward_auth.Identity) -> tuple[int, Headers, bytes]:
+    """The 200 answer for an identity (memoised: a pure function of it)."""
+    headers, body = forward_auth.rendered(identity)
+    return response(200, body, headers)
 
 
 class VerifyEndpoint:
@@ -54,66 +73,53 @@ class VerifyEndpoint:
         self.path = path
         self.envoy_prefix = path + "/"
         self.envoy_route = path + "/{path:path}"
+        self.settings: Settings = app.state.settings
+        self.codec: TokenCodec = app.state.codec
+        self.metrics: Metrics = app.state.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        state = self.app.state
-        metrics: Metrics = state.metrics
-        outcome: VerifyOutcome = "error"
         try:
-            status, headers, body, outcome = await self._answer(scope, state.settings)
+            outcome, (status, headers, body) = await self._answer(scope)
         except Exception as exc:
             # Fail closed: whatever went wrong, the proxy gets a 5xx and denies.
             log.error("verify failed: %s", type(exc).__name__)
-            status, headers, body = 500, [], {"message": "internal error"}
-        content = dump(body)
-        response_headers = [*BASE_HEADERS, (b"content-length", str(len(content)).encode())]
-        response_headers += headers
-        if status == 401:
-            response_headers.append(WWW_AUTHENTICATE)
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": content})
+            outcome, (status, headers, body) = "error", INTERNAL_ERROR
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
         route = self.path if scope["path"] == self.path else self.envoy_route
-        metrics.observe_verify(
+        self.metrics.observe_verify(
             scope["method"], route, status, outcome, time.perf_counter() - started
         )
 
-    async def _answer(
-        self, scope: Scope, settings: Settings
-    ) -> tuple[int, Headers, Any, VerifyOutcome]:
+    async def _answer(self, scope: Scope) -> tuple[VerifyOutcome, tuple[int, Headers, bytes]]:
+        settings = self.settings
         path: str = scope["path"]
         envoy_path = None if path == self.path else path[len(self.envoy_prefix) :]
         try:
             policy = _policy(scope["query_string"], envoy_path)
         except PolicyError as exc:
-            return 400, [], {"message": str(exc)}, "bad_request"
+            return "bad_request", response(400, dump({"message": str(exc)}))
         cookie_header, authorization = _request_headers(scope["headers"])
         cookies = parse_cookie_header(cookie_header)
-        policy_cookies = settings.cookie_policy
-        raw_token = request_token(cookies, authorization, policy_cookies.session_token)
+        cookie_policy = settings.cookie_policy
+        raw_token = request_token(cookies, authorization, cookie_policy.session_token)
         now = time.time()
-        codec: TokenCodec = self.app.state.codec
         decision = await forward_auth.decide(
-            raw_token, policy, codec=codec, jwt_callback=await self._jwt_callback(), now=now
+            raw_token, policy, codec=self.codec, jwt_callback=await self._jwt_callback(), now=now
         )
         _log_decision(scope, settings, decision, envoy_path)
         if isinstance(decision, Deny):
-            status = STATUS[decision.outcome]
-            return status, [], {"message": MESSAGES[decision.outcome]}, decision.outcome
-        headers = _identity_headers(decision)
-        if settings.verify_refresh and has_session_cookie(cookies, policy_cookies.session_token):
-            token = codec.encode(decision.token, settings.session_max_age, now=now)
+            return decision.outcome, DENIED[decision.outcome]
+        answer = allowed(decision.identity)
+        if settings.verify_refresh and has_session_cookie(cookies, cookie_policy.session_token):
+            token = self.codec.encode(decision.token, settings.session_max_age, now=now)
             expires = now + settings.session_max_age
-            for cookie in session_cookie_headers(policy_cookies, cookies, token, expires=expires):
-                headers.append((b"set-cookie", cookie.encode("latin-1")))
-        identity = decision.identity
-        body = {
-            "id": identity.user_id,
-            "email": identity.email,
-            "role": identity.role,
-            "name": identity.name,
-        }
-        return 200, headers, body, "allow"
+            refreshed = session_cookie_headers(cookie_policy, cookies, token, expires=expires)
+            status, headers, body = answer
+            cookie_headers = [(b"set-cookie", cookie.encode("latin-1")) for cookie in refreshed]
+            answer = (status, (*headers, *cookie_headers), body)
+        return "allow", answer
 
     async def _jwt_callback(self) -> JwtCallback:
         """The app's jwt callback, or the override an application installed for it."""
@@ -152,14 +158,6 @@ def _policy(query_string: bytes, envoy_path: str | None) -> forward_auth.Policy:
             "belongs to the client"
         )
     return forward_auth.NO_POLICY
-
-
-def _identity_headers(allow: Allow) -> Headers:
-    # Raw UTF-8 bytes for non-ASCII names, as oauth2-proxy sends them.
-    return [
-        (name.lower().encode(), value.encode())
-        for name, value in forward_auth.identity_headers(allow.identity).items()
-    ]
 
 
 def _log_decision(
