@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+
 import argon2
 import bcrypt
 import pytest
 
 from authsvc.providers.credentials import authorize
 from authsvc.users.passwords import (
+    HASHING_NICENESS,
     MAX_PASSWORD_BYTES,
     PasswordHasher,
     PasswordPolicyError,
@@ -378,3 +383,28 @@ async def test_authorize_with_a_lone_surrogate_password_returns_none(
     )
 
     assert result is None
+
+
+async def test_hashing_runs_in_low_priority_threads(hasher: PasswordHasher) -> None:
+    def own_niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert await hasher._run(own_niceness) == HASHING_NICENESS
+    assert own_niceness() == 0  # the event loop's thread keeps its normal priority
+
+
+async def test_the_event_loop_keeps_running_while_a_password_is_hashed(
+    hasher: PasswordHasher,
+) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ticker())
+    await hasher.hash("a long enough password")
+    task.cancel()
+    assert ticks > 10
