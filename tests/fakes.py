@@ -88,6 +88,13 @@ class InMemoryUsers:
             raise AccountLinkedError(provider)
         self.accounts[(provider, provider_account_id)] = user_id
 
+    async def revoke_sessions(self, user_id: str, at: int) -> bool:
+        record = self._by_id(user_id)
+        if record is None:
+            return False
+        self.by_email[record.email] = dataclasses.replace(record, sessions_valid_after=at)
+        return True
+
     async def update_profile(
         self, user_id: str, *, name: str | None, image: str | None
     ) -> UserRecord | None:

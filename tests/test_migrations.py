@@ -38,10 +38,11 @@ USER_COLUMNS = {
     "password_hash",
     "role",
     "fundraiser_id",
+    "sessions_valid_after",
     "created_at",
     "updated_at",
 }
-NULLABLE_COLUMNS = {"name", "image", "password_hash", "fundraiser_id"}
+NULLABLE_COLUMNS = {"name", "image", "password_hash", "fundraiser_id", "sessions_valid_after"}
 
 
 async def _admin(statement: str) -> None:

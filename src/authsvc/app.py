@@ -17,8 +17,10 @@ from authsvc.metrics import Metrics, ObservabilityMiddleware
 from authsvc.openapi import install_openapi
 from authsvc.outbound import make_client
 from authsvc.providers.registry import build_providers
+from authsvc.revocation import RevocationCheck
 from authsvc.routes import auth, fallback, health, oauth, verify
 from authsvc.settings import Settings, load_settings
+from authsvc.throttle import SignInThrottle
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import (
     SqlAlchemyCheckStore,
@@ -38,12 +40,14 @@ def create_app(
     database = Database(settings.database_url, timeout=settings.database_timeout)
 
     http = make_client(settings.oauth_timeout)
+    throttle = SignInThrottle.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await http.aclose()
         await database.dispose()
+        await throttle.aclose()
 
     metrics = Metrics()
     app = AuthService(
@@ -58,7 +62,19 @@ def create_app(
     app.state.codec = settings.session_codec()
     app.state.users = users or SqlAlchemyUserRepository(database.sessions)
     app.state.hasher = hasher or PasswordHasher()
-    app.state.jwt_callback = DefaultJwtCallback(app.state.users, timeout=settings.database_timeout)
+    app.state.throttle = throttle
+    app.state.jwt_callback = DefaultJwtCallback(
+        app.state.users, timeout=settings.session_lookup_timeout, role_max_age=settings.role_max_age
+    )
+    app.state.revocation = (
+        RevocationCheck(
+            app.state.users,
+            ttl=settings.revocation_cache_ttl,
+            timeout=settings.database_timeout,
+        )
+        if settings.revocation
+        else None
+    )
     app.state.session_callback = DefaultSessionCallback()
     app.state.providers = build_providers(settings)
     app.state.http = http

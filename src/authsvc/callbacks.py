@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -19,6 +21,10 @@ from authsvc.tokens import Claims
 from authsvc.users.repository import UserRecord, UserRepository
 
 log = logging.getLogger("authsvc.callbacks")
+
+# When the token's role was last read from the database (role freshness mode).
+ROLE_CHECKED_AT = "roleCheckedAt"
+FRESHNESS_CACHE_SIZE = 10_000
 
 Trigger = Literal["signIn", "signUp", "update"]
 
@@ -82,10 +88,12 @@ class SessionCallback(Protocol):
 
 
 def initial_token(user: UserRecord) -> Claims:
-    """next-auth's token before the jwt callback: name, email, picture, sub."""
+    """next-auth's token before the jwt callback: name, email, picture, sub; plus when the
+    session began (`authTime`, milliseconds), which refreshes keep and revocation reads."""
     token: Claims = {"name": user.name, "email": user.email, "picture": user.image}
     token = {key: value for key, value in token.items() if value is not None}
     token["sub"] = user.id
+    token["authTime"] = int(time.time() * 1000)
     return token
 
 
@@ -110,17 +118,29 @@ class DefaultJwtCallback:
     - sign-in: copy `id`, `role`, `fundraiserId`, `avatar` from the user;
     - `update`: re-read those (and `name`) from the database, never from client data;
     - any other request: use the token as it is, with no database call, unless `role` is
-      missing (a token minted before roles existed), then look the user up by email once.
+      missing (a token minted before roles existed), then look the user up by email once;
+    - opt-in role freshness (`role_max_age` seconds > 0): a token whose role was read from
+      the database longer ago than that (its `roleCheckedAt` claim) gets it read again, by
+      user id, through a per-process cache that lives as long; the re-issued cookie then
+      carries the fresh role. A user who no longer exists loses the role (fails closed);
+      a database error keeps the token's role and is logged.
     """
 
-    def __init__(self, users: UserRepository, *, timeout: float = 2.0) -> None:
+    def __init__(
+        self, users: UserRepository, *, timeout: float = 2.0, role_max_age: int = 0
+    ) -> None:
         self._users = users
         self._timeout = timeout
+        self._role_max_age = role_max_age
+        # user id -> (when read, the user or None); bounded like the token cache.
+        self._fresh: OrderedDict[str, tuple[float, UserRecord | None]] = OrderedDict()
 
     async def __call__(self, params: JwtParams) -> Claims:
         token = dict(params.token)
         if params.user is not None:
             token.update(claims_from_user(params.user))
+            if self._role_max_age:
+                token[ROLE_CHECKED_AT] = int(time.time())
             return token
         if params.trigger == "update":
             user_id = token.get("id") or token.get("sub")
@@ -133,7 +153,37 @@ class DefaultJwtCallback:
             user = await self._lookup(self._users.get_by_email, token.get("email"))
             if user is not None:
                 token.update(claims_from_user(user))
+        elif self._role_max_age:
+            await self._refresh_role(token)
         return token
+
+    async def _refresh_role(self, token: Claims) -> None:
+        now = time.time()
+        checked = token.get(ROLE_CHECKED_AT)
+        fresh = isinstance(checked, int | float) and not isinstance(checked, bool)
+        if fresh and now - checked <= self._role_max_age:  # type: ignore[operator]
+            return
+        user_id = token.get("id") or token.get("sub")
+        if not isinstance(user_id, str):
+            return
+        cached = self._fresh.get(user_id)
+        if cached is not None and now - cached[0] <= self._role_max_age:
+            user = cached[1]
+        else:
+            try:
+                user = await asyncio.wait_for(self._users.get_by_id(user_id), self._timeout)
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                log.warning("role refresh failed, keeping the token's role: %s", type(exc).__name__)
+                return
+            self._fresh[user_id] = (now, user)
+            self._fresh.move_to_end(user_id)
+            while len(self._fresh) > FRESHNESS_CACHE_SIZE:
+                self._fresh.popitem(last=False)
+        if user is None:
+            token.pop("role", None)  # the account is gone: no role, so no access
+            return
+        token.update(claims_from_user(user))
+        token[ROLE_CHECKED_AT] = int(now)
 
     async def _lookup(self, find: Any, key: object) -> UserRecord | None:
         if not isinstance(key, str) or not key:

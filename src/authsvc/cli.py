@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     set_role.add_argument("--email", required=True)
     set_role.add_argument("--role", choices=ROLE_NAMES, required=True)
 
+    revoke = commands.add_parser(
+        "revoke-sessions",
+        help="sign a user out everywhere (revocation mode)",
+        description="Refuse every session this user started before now. Takes effect where "
+        "AUTHSVC_REVOCATION=true, within AUTHSVC_REVOCATION_CACHE_TTL seconds.",
+    )
+    revoke.add_argument("--email", required=True)
+
     commands.add_parser(
         "gen-secret",
         help="print a new random NEXTAUTH_SECRET",
@@ -162,6 +170,27 @@ async def _set_role(settings: Settings, args: argparse.Namespace) -> str:
     return f"user {user.id} <{user.email}> now has role {user.role.value}"
 
 
+async def _revoke_sessions(settings: Settings, args: argparse.Namespace) -> str:
+    from authsvc.db import Database
+    from authsvc.revocation import now_ms
+    from authsvc.users.repository import SqlAlchemyUserRepository
+
+    email = normalize_email(args.email)
+    if email is None:
+        raise CliError(f"not a valid email address: {args.email!r}")
+    database = Database(settings.database_url)
+    try:
+        users = SqlAlchemyUserRepository(database.sessions)
+        user = await users.get_by_email(email)
+        if user is None:
+            raise CliError(f"no user with email {email}")
+        await users.revoke_sessions(user.id, now_ms())
+    finally:
+        await database.dispose()
+    note = "" if settings.revocation else " (AUTHSVC_REVOCATION is off: nothing checks it yet)"
+    return f"sessions of {user.id} <{email}> started before now are revoked{note}"
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -177,8 +206,12 @@ def run(argv: Sequence[str] | None = None) -> int:
                 print("database is up to date")
             else:
                 _prepare_database(settings)
-                action = _create_user if args.command == "create-user" else _set_role
-                print(asyncio.run(action(settings, args)))
+                actions = {
+                    "create-user": _create_user,
+                    "set-role": _set_role,
+                    "revoke-sessions": _revoke_sessions,
+                }
+                print(asyncio.run(actions[args.command](settings, args)))
     except (ConfigError, CliError) as exc:
         print(f"authsvc: error: {exc}", file=sys.stderr)
         return 1

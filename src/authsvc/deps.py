@@ -19,7 +19,9 @@ from fastapi import Depends, Request
 from authsvc.callbacks import JwtCallback, SessionCallback, SignInCallback, allow_sign_in
 from authsvc.providers.oauth import OAuthProvider
 from authsvc.redirects import RedirectCallback, default_redirect
+from authsvc.revocation import RevocationCheck
 from authsvc.settings import Settings
+from authsvc.throttle import SignInThrottle
 from authsvc.tokens import TokenCodec
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import CheckStore, UserRepository
@@ -65,6 +67,16 @@ async def get_check_store(request: Request) -> CheckStore:
     return store
 
 
+async def get_revocation(request: Request) -> RevocationCheck | None:
+    check: RevocationCheck | None = request.app.state.revocation
+    return check
+
+
+async def get_throttle(request: Request) -> SignInThrottle:
+    throttle: SignInThrottle = request.app.state.throttle
+    return throttle
+
+
 async def get_sign_in_callback() -> SignInCallback:
     return allow_sign_in
 
@@ -81,5 +93,7 @@ JwtCallbackDep = Annotated[JwtCallback, Depends(get_jwt_callback)]
 SessionCallbackDep = Annotated[SessionCallback, Depends(get_session_callback)]
 ProvidersDep = Annotated[dict[str, OAuthProvider], Depends(get_providers)]
 CheckStoreDep = Annotated[CheckStore, Depends(get_check_store)]
+RevocationDep = Annotated[RevocationCheck | None, Depends(get_revocation)]
+ThrottleDep = Annotated[SignInThrottle, Depends(get_throttle)]
 SignInCallbackDep = Annotated[SignInCallback, Depends(get_sign_in_callback)]
 RedirectDep = Annotated[RedirectCallback, Depends(get_redirect_callback)]

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from authsvc.callbacks import JwtCallback
+from authsvc.revocation import RevocationCheck
 from authsvc.session import resolve_token
 from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.models import ROLES
@@ -208,10 +209,13 @@ async def decide(
     codec: TokenCodec,
     jwt_callback: JwtCallback,
     now: float | None = None,
+    revocation: RevocationCheck | None = None,
 ) -> Decision:
     """The token read path (as for /session, without the session object), then the
     identity and the policy."""
-    outcome = await resolve_token(raw_token, codec=codec, jwt_callback=jwt_callback, now=now)
+    outcome = await resolve_token(
+        raw_token, codec=codec, jwt_callback=jwt_callback, now=now, revocation=revocation
+    )
     if outcome.kind != "valid" or outcome.token is None:
         return Deny("unauthenticated")
     identity = identity_from_token(outcome.token)

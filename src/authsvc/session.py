@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from authsvc.callbacks import JwtCallback, JwtParams, SessionCallback, SessionParams
 from authsvc.cookies import decode_uri_component, read_session_token
+from authsvc.revocation import RevocationCheck
 from authsvc.tokens import Claims, TokenCodec, is_session_shaped
 
 log = logging.getLogger("authsvc.session")
@@ -83,6 +84,7 @@ async def resolve_token(
     trigger: Literal["update"] | None = None,
     data: Any = None,
     now: float | None = None,
+    revocation: RevocationCheck | None = None,
 ) -> SessionOutcome:
     """The token after the jwt callback: all forward-auth needs (no session object)."""
     if raw_token is None:
@@ -90,6 +92,9 @@ async def resolve_token(
     claims = decode_session_token(codec, raw_token, now)
     if claims is None:
         log.info("JWT_SESSION_ERROR: session cookie rejected")
+        return INVALID_SESSION
+    if revocation is not None and not await revocation.allows(claims):
+        log.info("JWT_SESSION_ERROR: session revoked")
         return INVALID_SESSION
     token = await jwt_callback(JwtParams(token=claims, trigger=trigger, session=data))
     return SessionOutcome("valid", token=token, decoded=claims)
@@ -105,11 +110,18 @@ async def resolve_session(
     trigger: Literal["update"] | None = None,
     data: Any = None,
     now: float | None = None,
+    revocation: RevocationCheck | None = None,
 ) -> SessionOutcome:
     """next-auth's `/session`: the token, then the session callback over it."""
     current = time.time() if now is None else now
     outcome = await resolve_token(
-        raw_token, codec=codec, jwt_callback=jwt_callback, trigger=trigger, data=data, now=current
+        raw_token,
+        codec=codec,
+        jwt_callback=jwt_callback,
+        trigger=trigger,
+        data=data,
+        now=current,
+        revocation=revocation,
     )
     if outcome.token is None or outcome.decoded is None:
         return outcome
@@ -121,3 +133,13 @@ async def resolve_session(
         )
     )
     return SessionOutcome("valid", token=outcome.token, session=session)
+
+
+async def revoke_session_owner(
+    raw_token: str | None, codec: TokenCodec, revocation: RevocationCheck
+) -> None:
+    """Sign the owner of this session out everywhere (revocation mode's sign-out)."""
+    claims = decode_session_token(codec, raw_token) if raw_token else None
+    user_id = (claims.get("id") or claims.get("sub")) if claims else None
+    if isinstance(user_id, str):
+        await revocation.revoke(user_id)

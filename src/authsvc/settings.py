@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authsvc.cookies import CookiePolicy
 from authsvc.redirects import origin_of
+from authsvc.throttle import ThrottleConfigError, check_storage, parse_limit
 from authsvc.token_cache import TokenCache
 from authsvc.tokens import TokenCodec, is_session_shaped
 
@@ -110,9 +111,35 @@ class Settings(BaseSettings):
     verify_refresh: bool = Field(default=False, validation_alias="AUTHSVC_VERIFY_REFRESH")
     # Decoded session tokens kept per process (a few KB each); 0 turns the cache off.
     token_cache_size: int = Field(default=10_000, ge=0, validation_alias="AUTHSVC_TOKEN_CACHE_SIZE")
+    # Opt-in role freshness: re-read a token's role from the database once it is older than
+    # this many seconds (0: never; the role in the token is used, as next-auth does).
+    role_max_age: int = Field(default=0, ge=0, validation_alias="AUTHSVC_ROLE_MAX_AGE")
+    # Opt-in revocation ("sign out everywhere", deleted users): see revocation.py.
+    revocation: bool = Field(default=False, validation_alias="AUTHSVC_REVOCATION")
+    revocation_cache_ttl: float = Field(
+        default=30.0, ge=0, validation_alias="AUTHSVC_REVOCATION_CACHE_TTL"
+    )
 
     # Bound on waiting for the database in the session path (missing-role lookup), seconds.
     database_timeout: float = Field(default=2.0, gt=0, validation_alias="AUTHSVC_DB_TIMEOUT")
+    # Bound on the one database lookup a session check may make (a token without a role):
+    # well under a proxy's forward-auth deadline (Envoy's is 200 ms), seconds.
+    session_lookup_timeout: float = Field(
+        default=0.1, gt=0, le=10, validation_alias="AUTHSVC_SESSION_LOOKUP_TIMEOUT"
+    )
+    # Brute-force throttling of email + password sign-in (throttle.py): `memory` or a Redis
+    # URL, and moving-window limits in the `limits` notation.
+    rate_limit_storage: str = Field(default="memory", validation_alias="AUTHSVC_RATE_LIMIT_STORAGE")
+    rate_limit_account: str = Field(
+        default="100/hour", validation_alias="AUTHSVC_RATE_LIMIT_ACCOUNT"
+    )
+    rate_limit_address: str = Field(
+        default="300/hour", validation_alias="AUTHSVC_RATE_LIMIT_ADDRESS"
+    )
+    # Largest request line + headers `authsvc serve` reads; larger gets 431, bytes.
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=8 * 1024, le=1024 * 1024, validation_alias="AUTHSVC_MAX_HEADER_BYTES"
+    )
 
     # OAuth providers: enabled by their client id, under the names a next-auth app uses.
     # Endpoints and issuers can be overridden (tests, self-hosted IdPs, proxies).
@@ -246,6 +273,12 @@ class Settings(BaseSettings):
     def _check_operations(self) -> None:
         self.trusted_proxy_networks  # noqa: B018 - parsing raises ConfigError
         self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
+        try:
+            check_storage(self.rate_limit_storage)
+            parse_limit("AUTHSVC_RATE_LIMIT_ACCOUNT", self.rate_limit_account)
+            parse_limit("AUTHSVC_RATE_LIMIT_ADDRESS", self.rate_limit_address)
+        except ThrottleConfigError as exc:
+            raise ConfigError(str(exc)) from None
         for origin in self.cors_origins:
             if "*" in origin or origin_of(origin) != origin:
                 raise ConfigError(

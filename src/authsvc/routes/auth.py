@@ -23,15 +23,19 @@ from authsvc.deps import (
     HasherDep,
     JwtCallbackDep,
     ProvidersDep,
+    RevocationDep,
     SessionCallbackDep,
     SettingsDep,
     SignInCallbackDep,
+    ThrottleDep,
     UsersDep,
 )
+from authsvc.forward_auth import client_address
 from authsvc.metrics import MetricsDep
 from authsvc.providers import credentials
 from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
+    JSON_UTF8,
     NO_STORE,
     html_response,
     json_response,
@@ -40,9 +44,12 @@ from authsvc.routes.responses import (
     respond,
     unsupported,
 )
-from authsvc.session import resolve_session
+from authsvc.session import resolve_session, revoke_session_owner
 
 log = logging.getLogger("authsvc.routes.auth")
+
+# The error code of a throttled sign-in (not one of next-auth's; its client shows it as is).
+THROTTLED_ERROR = "TooManyRequests"
 
 SIGNIN_ERROR_CODES = frozenset(
     {
@@ -56,6 +63,7 @@ SIGNIN_ERROR_CODES = frozenset(
         "EmailSignin",
         "CredentialsSignin",
         "SessionRequired",
+        THROTTLED_ERROR,
     }
 )
 
@@ -92,6 +100,7 @@ async def _session_response(
     codec: CodecDep,
     jwt_callback: JwtCallbackDep,
     session_callback: SessionCallbackDep,
+    revocation: RevocationDep,
     *,
     headers: dict[str, str] | None,
     update: bool,
@@ -107,6 +116,7 @@ async def _session_response(
         trigger="update" if update else None,
         data=ctx.body.get("data") if update else None,
         now=now,
+        revocation=revocation,
     )
     if outcome.kind == "none" or outcome.token is None:
         # An undecodable cookie is cleared, every chunk of it.
@@ -122,18 +132,28 @@ async def _session_response(
 
 @router.get("/session", summary="The current session, or {} when signed out")
 async def get_session(
-    ctx: Ctx, codec: CodecDep, jwt: JwtCallbackDep, session: SessionCallbackDep
+    ctx: Ctx,
+    codec: CodecDep,
+    jwt: JwtCallbackDep,
+    session: SessionCallbackDep,
+    revocation: RevocationDep,
 ) -> Response:
-    return await _session_response(ctx, codec, jwt, session, headers=NO_STORE, update=False)
+    return await _session_response(
+        ctx, codec, jwt, session, revocation, headers=NO_STORE, update=False
+    )
 
 
 @router.post("/session", summary="Update the session (jwt callback trigger 'update')")
 async def update_session(
-    ctx: Ctx, codec: CodecDep, jwt: JwtCallbackDep, session: SessionCallbackDep
+    ctx: Ctx,
+    codec: CodecDep,
+    jwt: JwtCallbackDep,
+    session: SessionCallbackDep,
+    revocation: RevocationDep,
 ) -> Response:
     if not ctx.csrf_ok:
         return json_response(None, {}, status=400)
-    return await _session_response(ctx, codec, jwt, session, headers=None, update=True)
+    return await _session_response(ctx, codec, jwt, session, revocation, headers=None, update=True)
 
 
 @router.post("/callback/credentials", summary="Sign in with email and password")
@@ -145,12 +165,23 @@ async def credentials_callback(
     jwt_callback: JwtCallbackDep,
     sign_in_callback: SignInCallbackDep,
     metrics: MetricsDep,
+    throttle: ThrottleDep,
+    request: Request,
 ) -> Response:
     if not ctx.settings.credentials_enabled:
         return unsupported("POST")
     if not ctx.csrf_ok:
         metrics.signin_outcome(credentials.PROVIDER_ID, "csrf")
         return redirect(ctx, f"{ctx.base}/signin?csrf=true")
+    # Counted before the user is looked up: the same for every account, and no hashing.
+    peer = request.client.host if request.client else None
+    address = client_address(
+        peer, request.headers.get("x-forwarded-for"), ctx.settings.trusted_proxy_networks
+    )
+    throttled = await throttle.acquire(ctx.body.get("email"), address)
+    if throttled is not None:
+        metrics.signin_outcome(credentials.PROVIDER_ID, "throttled")
+        return _too_many_attempts(ctx, throttled.retry_after)
     user = await credentials.authorize(ctx.body, users=users, hasher=hasher)
     if user is None:
         metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
@@ -165,6 +196,19 @@ async def credentials_callback(
     return redirect(ctx, ctx.callback_url, cookies=new_session_cookies(ctx, codec, claims))
 
 
+def _too_many_attempts(ctx: AuthContext, retry_after: int) -> Response:
+    """429 with Retry-After: `{"url": …/error?error=TooManyRequests}` for next-auth/react
+    (its `signIn()` then reports that error and status), an HTML page for a plain form."""
+    headers = {**NO_STORE, "Retry-After": str(retry_after)}
+    if ctx.json_mode:
+        query = urlencode({"error": THROTTLED_ERROR, "provider": credentials.PROVIDER_ID})
+        body = {"url": f"{ctx.base}/error?{query}"}
+        return json_response(ctx, body, status=429, media_type=JSON_UTF8, headers=headers)
+    response = html_response(ctx, pages.error_page(status=429, base=ctx.base), 429)
+    response.headers.update(headers)
+    return response
+
+
 @router.get("/callback/credentials", include_in_schema=False)
 async def credentials_callback_get() -> Response:
     # next-auth answers 500 here; a client-caused error is a 4xx in authsvc.
@@ -177,12 +221,17 @@ async def credentials_callback_get() -> Response:
 
 
 @router.post("/signout", summary="Sign out: clear every session cookie")
-async def signout(ctx: Ctx) -> Response:
+async def signout(ctx: Ctx, codec: CodecDep, revocation: RevocationDep) -> Response:
     if not ctx.csrf_ok:
         return redirect(ctx, f"{ctx.base}/signout?csrf=true")
     cookies: list[str] = []
     if has_session_cookie(ctx.cookies, ctx.policy.session_token):
         cookies = session_cookie_headers(ctx.policy, ctx.cookies, None)
+        if revocation is not None:
+            # Revocation mode: a copied cookie must stop working too, on every device.
+            await revoke_session_owner(
+                read_session_token(ctx.cookies, ctx.policy.session_token), codec, revocation
+            )
     return redirect(ctx, ctx.callback_url, cookies=cookies)
 
 

@@ -34,6 +34,7 @@ from authsvc.cookies import has_session_cookie, parse_cookie_header, session_coo
 from authsvc.deps import get_jwt_callback
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
 from authsvc.metrics import Metrics, VerifyOutcome
+from authsvc.revocation import RevocationCheck
 from authsvc.routes.responses import dump
 from authsvc.session import request_token
 from authsvc.settings import Settings
@@ -76,6 +77,7 @@ class VerifyEndpoint:
         self.settings: Settings = app.state.settings
         self.codec: TokenCodec = app.state.codec
         self.metrics: Metrics = app.state.metrics
+        self.revocation: RevocationCheck | None = app.state.revocation
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -106,7 +108,12 @@ class VerifyEndpoint:
         raw_token = request_token(cookies, authorization, cookie_policy.session_token)
         now = time.time()
         decision = await forward_auth.decide(
-            raw_token, policy, codec=self.codec, jwt_callback=await self._jwt_callback(), now=now
+            raw_token,
+            policy,
+            codec=self.codec,
+            jwt_callback=await self._jwt_callback(),
+            now=now,
+            revocation=self.revocation,
         )
         _log_decision(scope, settings, decision, envoy_path)
         if isinstance(decision, Deny):

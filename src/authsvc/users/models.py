@@ -6,7 +6,16 @@ import enum
 from datetime import datetime
 
 from cuid2 import Cuid
-from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -55,6 +64,9 @@ class User(Base):
         server_default=Role.CUSTOMER.value,
     )
     fundraiser_id: Mapped[str | None] = mapped_column(String(64))
+    # "Sign out everywhere": tokens authenticated before this time (epoch seconds) are
+    # refused when revocation mode is on.
+    sessions_valid_after: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

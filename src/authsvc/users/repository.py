@@ -24,6 +24,7 @@ class UserRecord:
     role: Role = Role.CUSTOMER
     fundraiser_id: str | None = None
     password_hash: str | None = None
+    sessions_valid_after: int | None = None
 
 
 class UserExistsError(Exception):
@@ -80,6 +81,10 @@ class UserRepository(Protocol):
         self, user_id: str, *, name: str | None, image: str | None
     ) -> UserRecord | None: ...
 
+    async def revoke_sessions(self, user_id: str, at: int) -> bool:
+        """Refuse every token authenticated before `at`; False for an unknown user."""
+        ...
+
 
 class CheckStore(Protocol):
     """Remembers redeemed OAuth checks so each can be used once."""
@@ -98,6 +103,7 @@ def _record(user: User) -> UserRecord:
         role=Role(user.role),
         fundraiser_id=user.fundraiser_id,
         password_hash=user.password_hash,
+        sessions_valid_after=user.sessions_valid_after,
     )
 
 
@@ -214,6 +220,15 @@ class SqlAlchemyUserRepository:
                 user.name, user.image = name, image
                 await session.commit()
             return _record(user)
+
+
+    async def revoke_sessions(self, user_id: str, at: int) -> bool:
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(User).where(User.id == user_id).values(sessions_valid_after=at)
+            )
+            await session.commit()
+            return bool(getattr(result, "rowcount", 0))
 
 
 class SqlAlchemyCheckStore:

@@ -1,0 +1,86 @@
+"""Opt-in revocation: "sign out everywhere" through a per-user not-before time.
+
+By default a session is a self-contained token and nothing is looked up to accept it. In
+revocation mode (AUTHSVC_REVOCATION=true) every session check also asks whether the user
+still exists and whether their sessions were revoked after this one began (the token's
+`authTime` claim, in milliseconds, set at sign-in and kept through refreshes; tokens
+without it use `iat`). The answer is cached per user for `ttl` seconds, so the hot path
+stays a dictionary lookup; a revocation therefore takes effect within `ttl` on every
+replica (at once in the process that made it). A database that does not answer within
+`timeout` fails closed: the session is refused, not waved through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from authsvc.tokens import Claims
+from authsvc.users.repository import UserRepository
+
+log = logging.getLogger("authsvc.revocation")
+
+AUTH_TIME = "authTime"
+CACHE_SIZE = 10_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def authenticated_at(claims: Claims) -> float | None:
+    """When the session began, in milliseconds."""
+    value = claims.get(AUTH_TIME)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    iat = claims.get("iat")
+    if isinstance(iat, int | float) and not isinstance(iat, bool):
+        return float(iat) * 1000
+    return None
+
+
+class RevocationCheck:
+    def __init__(self, users: UserRepository, *, ttl: float, timeout: float) -> None:
+        self._users = users
+        self._ttl = ttl
+        self._timeout = timeout
+        # user id -> (when read, whether the user exists, sessions valid after (ms))
+        self._cache: OrderedDict[str, tuple[float, bool, int | None]] = OrderedDict()
+
+    async def allows(self, claims: Claims) -> bool:
+        user_id = claims.get("id") or claims.get("sub")
+        started = authenticated_at(claims)
+        if not isinstance(user_id, str) or started is None:
+            return False
+        state = await self._state(user_id)
+        if state is None:
+            return False
+        exists, valid_after = state
+        return exists and (valid_after is None or started >= valid_after)
+
+    async def revoke(self, user_id: str) -> bool:
+        """End every session of this user that began before now."""
+        revoked = await self._users.revoke_sessions(user_id, now_ms())
+        self._cache.pop(user_id, None)
+        return revoked
+
+    async def _state(self, user_id: str) -> tuple[bool, int | None] | None:
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1], cached[2]
+        try:
+            user = await asyncio.wait_for(self._users.get_by_id(user_id), self._timeout)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("revocation lookup failed, refusing the session: %s", type(exc).__name__)
+            return None
+        state = (user is not None, user.sessions_valid_after if user else None)
+        self._cache[user_id] = (now, *state)
+        self._cache.move_to_end(user_id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return state

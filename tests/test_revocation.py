@@ -1,0 +1,216 @@
+"""Opt-in revocation ("sign out everywhere", deleted users) and role freshness (issue 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete
+
+from authsvc.app import create_app
+from authsvc.callbacks import DefaultJwtCallback, JwtParams
+from authsvc.cli import run
+from authsvc.revocation import RevocationCheck, now_ms
+from authsvc.tokens import TokenCodec
+from authsvc.users.models import Role, User
+from authsvc.users.passwords import PasswordHasher
+from authsvc.users.repository import UserRecord
+from tests.conftest import BASE, SECRET, StatementCounter, make_settings
+from tests.fakes import InMemoryUsers
+
+SESSION = "next-auth.session-token"
+PASSWORD = "correct-horse-battery"
+CODEC = TokenCodec([SECRET])
+ANA = UserRecord(id="u-ana", email="ana@example.com", name="Ana", role=Role.ADMIN)
+
+
+@pytest.fixture
+async def revoking(database_url: str, hasher: PasswordHasher) -> AsyncIterator[FastAPI]:
+    app = create_app(
+        make_settings(database_url=database_url, revocation=True, revocation_cache_ttl=60),
+        hasher=hasher,
+    )
+    async with app.state.database.engine.begin() as conn:
+        await conn.execute(delete(User))
+    yield app
+    await app.state.database.dispose()
+
+
+def browser(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+
+
+async def sign_in(app: FastAPI, client: httpx.AsyncClient) -> UserRecord:
+    user: UserRecord = await app.state.users.create(
+        email="ana@example.com",
+        password_hash=await app.state.hasher.hash(PASSWORD),
+        role=Role.STAFF,
+    )
+    csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
+    await client.post(
+        "/api/auth/callback/credentials",
+        data={"email": "ana@example.com", "password": PASSWORD, "csrfToken": csrf},
+    )
+    assert client.cookies.get(SESSION)
+    return user
+
+
+async def test_a_cookie_copied_before_sign_out_stops_working_everywhere(
+    revoking: FastAPI,
+) -> None:
+    async with browser(revoking) as client:
+        await sign_in(revoking, client)
+        stolen = client.cookies[SESSION]
+        csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
+        await client.post("/api/auth/signout", data={"csrfToken": csrf})
+        client.cookies.clear()
+        replay = {"cookie": f"{SESSION}={stolen}"}
+        assert (await client.get("/api/auth/verify", headers=replay)).status_code == 401
+        assert (await client.get("/api/auth/session", headers=replay)).json() == {}
+
+
+async def test_signing_in_again_after_revocation_works(revoking: FastAPI) -> None:
+    async with browser(revoking) as client:
+        user = await sign_in(revoking, client)
+        await revoking.state.revocation.revoke(user.id)
+        assert (await client.get("/api/auth/session")).json() == {}
+        csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
+        await client.post(
+            "/api/auth/callback/credentials",
+            data={"email": "ana@example.com", "password": PASSWORD, "csrfToken": csrf},
+        )
+        assert (await client.get("/api/auth/session")).json()["user"]["id"] == user.id
+
+
+async def test_a_deleted_user_loses_access(revoking: FastAPI) -> None:
+    async with browser(revoking) as client:
+        user = await sign_in(revoking, client)
+        async with revoking.state.database.engine.begin() as conn:
+            await conn.execute(delete(User).where(User.id == user.id))
+        revoking.state.revocation._cache.clear()  # as if the cache entry had expired
+        assert (await client.get("/api/auth/verify")).status_code == 401
+
+
+async def test_the_revocation_lookup_is_cached(
+    revoking: FastAPI, sql_statements: StatementCounter
+) -> None:
+    async with browser(revoking) as client:
+        await sign_in(revoking, client)
+        await client.get("/api/auth/verify")
+        before = sql_statements.count
+        for _ in range(5):
+            assert (await client.get("/api/auth/verify")).status_code == 200
+        assert sql_statements.count == before
+
+
+async def test_a_revocation_check_that_cannot_reach_the_database_fails_closed() -> None:
+    check = RevocationCheck(InMemoryUsers(ANA, fail=True), ttl=30, timeout=0.1)
+    assert not await check.allows({"sub": ANA.id, "authTime": now_ms()})
+
+
+async def test_a_token_started_before_the_revocation_is_refused_and_a_later_one_allowed() -> None:
+    users = InMemoryUsers(ANA)
+    check = RevocationCheck(users, ttl=30, timeout=1)
+    before = now_ms()
+    await asyncio.sleep(0.002)
+    await check.revoke(ANA.id)
+    await asyncio.sleep(0.002)
+    assert not await check.allows({"sub": ANA.id, "authTime": before})
+    assert await check.allows({"sub": ANA.id, "authTime": now_ms()})
+
+
+async def test_a_next_auth_token_without_auth_time_is_judged_by_its_iat() -> None:
+    users = InMemoryUsers(ANA)
+    check = RevocationCheck(users, ttl=30, timeout=1)
+    await check.revoke(ANA.id)
+    assert not await check.allows({"sub": ANA.id, "iat": int(time.time()) - 60})
+
+
+async def test_revocation_is_off_by_default(database_url: str, hasher: PasswordHasher) -> None:
+    app = create_app(make_settings(database_url=database_url), hasher=hasher)
+    assert app.state.revocation is None
+    await app.state.database.dispose()
+
+
+def test_the_cli_revokes_a_users_sessions(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    assert run(["create-user", "--email", "bo@example.com", "--password", PASSWORD]) == 0
+    assert run(["revoke-sessions", "--email", "bo@example.com"]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert run(["revoke-sessions", "--email", "nobody@example.com"]) == 1
+
+
+# --- role freshness ----------------------------------------------------------------------
+
+
+async def test_without_role_freshness_a_token_role_is_used_as_is() -> None:
+    users = InMemoryUsers(ANA)
+    token = await DefaultJwtCallback(users)(JwtParams(token={"sub": ANA.id, "role": "CUSTOMER"}))
+    assert (token["role"], users.lookups) == ("CUSTOMER", 0)
+
+
+async def test_a_stale_role_is_read_again_by_user_id() -> None:
+    users = InMemoryUsers(ANA)
+    callback = DefaultJwtCallback(users, role_max_age=60)
+    stale = {"sub": ANA.id, "id": ANA.id, "role": "CUSTOMER", "roleCheckedAt": time.time() - 120}
+    token = await callback(JwtParams(token=stale))
+    assert token["role"] == "ADMIN"
+    assert time.time() - token["roleCheckedAt"] < 5
+
+
+async def test_a_fresh_role_is_not_read_again() -> None:
+    users = InMemoryUsers(ANA)
+    callback = DefaultJwtCallback(users, role_max_age=60)
+    fresh = {"sub": ANA.id, "role": "CUSTOMER", "roleCheckedAt": time.time() - 10}
+    token = await callback(JwtParams(token=fresh))
+    assert (token["role"], users.lookups) == ("CUSTOMER", 0)
+
+
+async def test_the_role_lookup_is_cached_between_requests() -> None:
+    users = InMemoryUsers(ANA)
+    callback = DefaultJwtCallback(users, role_max_age=60)
+    stale = {"sub": ANA.id, "role": "CUSTOMER", "roleCheckedAt": 0}
+    for _ in range(5):
+        await callback(JwtParams(token=stale))
+    assert users.lookups == 1
+
+
+async def test_a_user_who_no_longer_exists_loses_the_role() -> None:
+    callback = DefaultJwtCallback(InMemoryUsers(), role_max_age=60)
+    token = await callback(JwtParams(token={"sub": "gone", "role": "ADMIN", "roleCheckedAt": 0}))
+    assert "role" not in token
+
+
+async def test_sign_in_records_when_the_role_was_read() -> None:
+    callback = DefaultJwtCallback(InMemoryUsers(ANA), role_max_age=60)
+    token = await callback(JwtParams(token={"sub": ANA.id}, user=ANA))
+    assert time.time() - token["roleCheckedAt"] < 5
+
+
+async def test_a_demoted_user_is_denied_by_verify_once_the_role_is_stale(
+    database_url: str, hasher: PasswordHasher
+) -> None:
+    app = create_app(make_settings(database_url=database_url, role_max_age=60), hasher=hasher)
+    async with app.state.database.engine.begin() as conn:
+        await conn.execute(delete(User))
+    user: UserRecord = await app.state.users.create(email="staff@example.com", role=Role.STAFF)
+    old = CODEC.encode(
+        {"sub": user.id, "id": user.id, "email": user.email, "role": "ADMIN", "roleCheckedAt": 0},
+        600,
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        response = await c.get(
+            "/api/auth/verify",
+            params={"allowed_roles": "ADMIN"},
+            headers={"cookie": f"{SESSION}={old}"},
+        )
+    assert response.status_code == 403
+    await app.state.database.dispose()
