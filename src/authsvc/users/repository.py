@@ -221,7 +221,6 @@ class SqlAlchemyUserRepository:
                 await session.commit()
             return _record(user)
 
-
     async def revoke_sessions(self, user_id: str, at: int) -> bool:
         async with self._sessions() as session:
             result = await session.execute(
