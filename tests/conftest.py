@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from sqlalchemy import event, text
 from authsvc.app import create_app
 from authsvc.migrations import upgrade
 from authsvc.settings import Settings
+from authsvc.users.models import Role
 from authsvc.users.passwords import PasswordHasher
+from authsvc.users.repository import UserRecord
 
 SECRET = "test-secret-do-not-use-in-production-0123456789"
 OTHER_SECRET = "a-completely-different-secret-9876543210"
@@ -133,3 +136,25 @@ def sql_statements(app: FastAPI) -> Iterator[StatementCounter]:
     event.listen(engine, "before_cursor_execute", counter)
     yield counter
     event.remove(engine, "before_cursor_execute", counter)
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, hasher: PasswordHasher, base_url: str = BASE
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for a second app, built from other settings than the `app` fixture's."""
+    application = create_app(settings, hasher=hasher)
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+        yield http
+    await application.state.database.dispose()
+
+
+async def add_user(app: FastAPI, email: str, password: str, **fields: Any) -> UserRecord:
+    """A user who signs in with this password (role ADMIN unless `role` says otherwise)."""
+    user: UserRecord = await app.state.users.create(
+        email=email,
+        password_hash=await app.state.hasher.hash(password),
+        **{"role": Role.ADMIN, **fields},
+    )
+    return user

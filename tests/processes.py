@@ -58,7 +58,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, seconds
     raise RuntimeError(f"{url} did not come up in {seconds}s:\n{log.read_text()[-3000:]}")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     process.terminate()
     try:
         process.wait(timeout=10)

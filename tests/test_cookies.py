@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from authsvc.cookies import (
+    AUTHJS_CHUNK_SIZE,
     CHUNK_SIZE,
     MAX_CHUNKS,
     CookiePolicy,
@@ -209,3 +210,51 @@ def test_the_csrf_cookie_never_gets_a_domain(secure: bool) -> None:
 
 def test_no_domain_by_default() -> None:
     assert "Domain" not in SECURE.serialize(SECURE.session_token, "t")
+
+
+# --- Auth.js v5 -----------------------------------------------------------------------
+
+AUTHJS = CookiePolicy.authjs(secure=False)
+AUTHJS_SECURE = CookiePolicy.authjs(secure=True)
+
+
+def test_authjs_names_are_auth_cores_defaults() -> None:
+    assert (AUTHJS.session_token, AUTHJS.csrf_token, AUTHJS.callback_url, AUTHJS.state) == (
+        "authjs.session-token",
+        "authjs.csrf-token",
+        "authjs.callback-url",
+        "authjs.state",
+    )
+
+
+def test_authjs_https_names_use_secure_and_host_prefixes() -> None:
+    assert (AUTHJS_SECURE.session_token, AUTHJS_SECURE.csrf_token) == (
+        "__Secure-authjs.session-token",
+        "__Host-authjs.csrf-token",
+    )
+
+
+def test_authjs_token_of_exactly_3936_characters_is_one_cookie() -> None:
+    headers = session_cookie_headers(AUTHJS, {}, "x" * AUTHJS_CHUNK_SIZE, expires=EXPIRES)
+    assert [h.split("=")[0] for h in headers] == ["authjs.session-token"]
+
+
+def test_authjs_chunks_are_3936_characters() -> None:
+    headers = session_cookie_headers(AUTHJS, {}, "y" * (AUTHJS_CHUNK_SIZE + 1), expires=EXPIRES)
+    values = [h.split(";")[0].split("=", 1)[1] for h in headers]
+    assert [len(v) for v in values] == [AUTHJS_CHUNK_SIZE, 1]
+
+
+def test_authjs_reading_skips_empty_cookies() -> None:
+    jar = {AUTHJS.session_token: "", f"{AUTHJS.session_token}.0": "ab"}
+    assert AUTHJS.read_session(jar) == "ab"
+
+
+def test_next_auth_reading_keeps_an_empty_plain_cookie() -> None:
+    assert PLAIN.read_session({NAME: "", f"{NAME}.0": "ab"}) is None
+
+
+def test_authjs_writing_leaves_empty_cookies_alone() -> None:
+    request = {AUTHJS.session_token: "", f"{AUTHJS.session_token}.0": "old"}
+    headers = session_cookie_headers(AUTHJS, request, None)
+    assert headers == ["authjs.session-token.0=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]

@@ -15,10 +15,12 @@ from fastapi import Depends, FastAPI
 from authsvc.callbacks import JwtParams
 from authsvc.dependencies import Session, SessionAuth
 from authsvc.tokens import TokenCodec
+from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.models import Role
 from tests.conftest import OTHER_SECRET, SECRET, make_settings
 
 SESSION = "next-auth.session-token"
+V5_SESSION = "authjs.session-token"
 CODEC = TokenCodec([SECRET])
 SHOP = "http://shop.internal"
 
@@ -156,3 +158,39 @@ async def test_a_session_signed_in_at_authsvc_is_read_by_the_other_service(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop), base_url=SHOP) as http:
         response = await http.get("/staff", headers=cookie(client.cookies[SESSION]))
     assert response.status_code == 200
+
+
+# --- Auth.js v5 mode ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def v5_shop() -> AsyncIterator[httpx.AsyncClient]:
+    app = orders_service(SessionAuth(make_settings(mode="authjs-v5")))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SHOP) as http:
+        yield http
+
+
+def v5_token(**claims: Any) -> str:
+    codec = AuthjsTokenCodec([SECRET], salt=V5_SESSION)
+    return codec.encode({"sub": "u1", "email": "ana@example.com", **claims}, 600)
+
+
+async def test_v5_mode_reads_the_authjs_session_cookie(v5_shop: httpx.AsyncClient) -> None:
+    response = await v5_shop.get(
+        "/me", headers={"cookie": f"{V5_SESSION}={v5_token(role='STAFF')}"}
+    )
+    assert response.json()["role"] == "STAFF"
+
+
+async def test_v5_mode_skips_empty_session_cookies(v5_shop: httpx.AsyncClient) -> None:
+    jar = f"{V5_SESSION}=; {V5_SESSION}.0={v5_token(role='STAFF')}"
+    assert (await v5_shop.get("/me", headers={"cookie": jar})).status_code == 200
+
+
+async def test_v5_mode_refuses_a_next_auth_v4_token(v5_shop: httpx.AsyncClient) -> None:
+    response = await v5_shop.get("/me", headers={"cookie": f"{V5_SESSION}={token(role='STAFF')}"})
+    assert response.status_code == 401
+
+
+async def test_v4_mode_refuses_an_authjs_v5_token(shop: httpx.AsyncClient) -> None:
+    assert (await shop.get("/me", headers=cookie(v5_token(role="STAFF")))).status_code == 401

@@ -18,6 +18,7 @@ from authsvc.app import create_app
 from authsvc.callbacks import JwtParams, SessionParams
 from authsvc.cookies import CHUNK_SIZE
 from authsvc.deps import get_jwt_callback, get_session_callback
+from authsvc.settings import ConfigError
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from authsvc.users.passwords import PasswordHasher
@@ -601,3 +602,50 @@ async def test_lone_surrogate_escapes_in_a_json_body_are_a_400(
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
+
+
+@pytest.fixture
+async def custom_pages(
+    database_url: str, hasher: PasswordHasher
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(
+        database_url=database_url,
+        pages_signin="/login",
+        pages_signout="https://shop.example.com/bye",
+        pages_error="/oops?from=auth",
+    )
+    app = create_app(settings, hasher=hasher)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        yield c
+    await app.state.database.dispose()
+
+
+async def test_a_custom_sign_in_page_gets_the_callback_url_and_the_error(
+    custom_pages: httpx.AsyncClient,
+) -> None:
+    response = await custom_pages.get(
+        "/api/auth/signin", params={"callbackUrl": "/cart", "error": "CredentialsSignin"}
+    )
+    assert response.status_code == 302
+    assert response.headers["location"] == (
+        f"{BASE}/login?callbackUrl=http%3A%2F%2Flocalhost%3A3000%2Fcart&error=CredentialsSignin"
+    )
+
+
+async def test_a_custom_sign_out_page_is_redirected_to(custom_pages: httpx.AsyncClient) -> None:
+    response = await custom_pages.get("/api/auth/signout")
+    assert response.headers["location"].startswith("https://shop.example.com/bye?callbackUrl=")
+
+
+async def test_errors_go_to_the_custom_error_page_but_sign_in_errors_to_sign_in(
+    custom_pages: httpx.AsyncClient,
+) -> None:
+    denied = await custom_pages.get("/api/auth/error", params={"error": "AccessDenied"})
+    assert denied.headers["location"] == f"{BASE}/oops?from=auth&error=AccessDenied"
+    signin = await custom_pages.get("/api/auth/error", params={"error": "CredentialsSignin"})
+    assert signin.headers["location"] == f"{BASE}/api/auth/signin?error=CredentialsSignin"
+
+
+def test_a_custom_page_must_be_a_path_or_an_https_url() -> None:
+    with pytest.raises(ConfigError, match="AUTHSVC_PAGES_SIGNIN"):
+        make_settings(pages_signin="javascript:alert(1)")

@@ -6,6 +6,7 @@ import pytest
 
 from authsvc.app import create_app
 from authsvc.settings import ConfigError, Settings, load_settings, parse_public_url
+from authsvc.tokens_v5 import AuthjsTokenCodec
 from tests.conftest import SECRET
 
 
@@ -18,6 +19,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "DATABASE_URL",
         "NEXTAUTH_SECRET_PREVIOUS",
         "AUTHSVC_SESSION_MAX_AGE",
+        "AUTHSVC_MODE",
+        "AUTH_SECRET_1",
+        "AUTH_SECRET_2",
+        "AUTH_SECRET_3",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
@@ -179,3 +184,68 @@ def test_a_configuration_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert "\n" not in str(caught.value)
+
+
+# --- Auth.js v5 mode ------------------------------------------------------------------
+
+NEW_SECRET = "n" * 32
+NEWER_SECRET = "m" * 40
+
+
+def v5_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    """`load_settings()` with AUTH_SECRET, AUTHSVC_MODE=authjs-v5 and these variables."""
+    for name, value in {"AUTH_SECRET": SECRET, "AUTHSVC_MODE": "authjs-v5", **env}.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+def test_mode_defaults_to_next_auth_v4(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    settings = load_settings()
+    assert (settings.mode, settings.cookie_policy.session_token) == (
+        "next-auth-v4",
+        "next-auth.session-token",
+    )
+
+
+def test_authjs_v5_mode_switches_the_cookie_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert v5_settings(monkeypatch).cookie_policy.session_token == "authjs.session-token"
+
+
+def test_an_unknown_mode_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"AUTHSVC_MODE.*authjs-v5"):
+        v5_settings(monkeypatch, AUTHSVC_MODE="authjs-v6")
+
+
+def test_v5_secrets_are_listed_highest_numbered_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = v5_settings(monkeypatch, AUTH_SECRET_1=NEW_SECRET, AUTH_SECRET_3=NEWER_SECRET)
+    assert settings.all_secrets == [NEWER_SECRET, NEW_SECRET, SECRET]
+
+
+def test_numbered_secrets_are_not_read_in_v4_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("AUTH_SECRET_1", NEW_SECRET)
+    assert load_settings().all_secrets == [SECRET]
+
+
+def test_a_short_numbered_secret_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="AUTH_SECRET_2"):
+        v5_settings(monkeypatch, AUTH_SECRET_2="short")
+
+
+def test_previous_secrets_refuse_to_start_in_v5_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="AUTH_SECRET_1"):
+        v5_settings(monkeypatch, NEXTAUTH_SECRET_PREVIOUS=NEW_SECRET)
+
+
+def test_v5_csrf_hashes_with_the_comma_joined_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = v5_settings(monkeypatch, AUTH_SECRET_1=NEW_SECRET)
+    assert settings.csrf_secrets == [f"{NEW_SECRET},{SECRET}"]
+
+
+def test_v5_session_codec_is_salted_with_the_session_cookie_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    codec = v5_settings(monkeypatch, NEXTAUTH_URL="https://shop.example.com").session_codec()
+    assert isinstance(codec, AuthjsTokenCodec)
+    assert codec.salt == "__Secure-authjs.session-token"

@@ -89,7 +89,8 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Authorization"],
+            # X-Auth-Return-Redirect: how Auth.js v5's client asks for JSON instead of a 302.
+            allow_headers=["Content-Type", "Authorization", "X-Auth-Return-Redirect"],
         )
     app.add_middleware(
         ObservabilityMiddleware,

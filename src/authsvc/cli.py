@@ -110,6 +110,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from authsvc.logs import log_config
+    from authsvc.serving import LimitedHttpToolsProtocol
 
     settings = load_settings()
     _prepare_database(settings)
@@ -124,6 +125,9 @@ def _serve(args: argparse.Namespace) -> None:
         # authsvc logs each request itself, with the client from trusted proxies only.
         access_log=False,
         proxy_headers=False,
+        # A request head over AUTHSVC_MAX_HEADER_BYTES gets 431 (see serving.py).
+        http=LimitedHttpToolsProtocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 

@@ -3,6 +3,7 @@
 Names and attributes follow next-auth's `defaultCookies`; serialisation follows
 `cookie@0.7.2` (attribute order, `encodeURIComponent` values); the session token is
 split into `.0 … .n` chunks of 3933 characters like next-auth's `SessionStore`.
+`CookiePolicy.authjs` gives Auth.js v5's variant (`authjs.*`, 3936, empties skipped).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from email.utils import formatdate
 from urllib.parse import quote, unquote
 
 CHUNK_SIZE = 3933  # 4096 minus next-auth's estimated 163 bytes of attributes
+AUTHJS_CHUNK_SIZE = 3936  # Auth.js v5 estimates 160 bytes of attributes
 MAX_CHUNKS = 8
 MAX_COOKIE_HEADER = 32 * 1024
 MAX_COOKIES = 200
@@ -79,6 +81,24 @@ class CookiePolicy:
     prefix: str = "next-auth"
     # `Domain=` to share cookies across subdomains; never on the CSRF cookie (`__Host-`).
     domain: str | None = None
+    chunk_size: int = CHUNK_SIZE
+    # Auth.js v5's SessionStore ignores session cookies with an empty value; v4 keeps them.
+    skip_empty_chunks: bool = False
+
+    @classmethod
+    def authjs(cls, *, secure: bool, domain: str | None = None) -> CookiePolicy:
+        """Auth.js v5's cookies: `authjs.*` names, 3936-character chunks, empties skipped."""
+        return cls(
+            secure=secure,
+            prefix="authjs",
+            domain=domain,
+            chunk_size=AUTHJS_CHUNK_SIZE,
+            skip_empty_chunks=True,
+        )
+
+    def read_session(self, cookies: Mapping[str, str]) -> str | None:
+        """The session token of a request's cookies, read as this policy's library reads it."""
+        return read_session_token(cookies, self.session_token, skip_empty=self.skip_empty_chunks)
 
     def _name(self, suffix: str) -> str:
         return f"{'__Secure-' if self.secure else ''}{self.prefix}.{suffix}"
@@ -128,12 +148,17 @@ class CookiePolicy:
         return self.serialize(name, "", max_age=0)
 
 
-def read_session_token(cookies: Mapping[str, str], name: str) -> str | None:
+def read_session_token(
+    cookies: Mapping[str, str], name: str, *, skip_empty: bool = False
+) -> str | None:
     """The session token, whole or reassembled from its chunks in numeric order.
 
     Deterministic where next-auth is not: the plain name wins over chunks, and chunks
     must run `.0 … .n-1` without a gap (at most MAX_CHUNKS), or there is no token.
+    `skip_empty`: cookies with an empty value do not count (Auth.js v5).
     """
+    if skip_empty:
+        cookies = {cookie_name: value for cookie_name, value in cookies.items() if value}
     if name in cookies:
         return cookies[name] or None
     chunks: dict[int, str] = {}
@@ -163,16 +188,17 @@ def session_cookie_headers(
     request's names first, then new ones, like next-auth's SessionStore.
     """
     name = policy.session_token
+    size = policy.chunk_size
     writes: dict[str, str] = {}
     if token:
-        if len(token) <= CHUNK_SIZE:
+        if len(token) <= size:
             writes[name] = token
         else:
-            for i in range(0, len(token), CHUNK_SIZE):
-                writes[f"{name}.{i // CHUNK_SIZE}"] = token[i : i + CHUNK_SIZE]
+            for i in range(0, len(token), size):
+                writes[f"{name}.{i // size}"] = token[i : i + size]
     headers: list[str] = []
-    for existing in request_cookies:
-        if not existing.startswith(name):
+    for existing, value in request_cookies.items():
+        if not existing.startswith(name) or (policy.skip_empty_chunks and not value):
             continue
         if existing in writes:
             headers.append(policy.serialize(existing, writes.pop(existing), expires=expires))

@@ -17,6 +17,9 @@ name) with authsvc checks sessions itself, with no call to authsvc::
     @app.get("/admin", dependencies=[Depends(auth.require_role("ADMIN", "STAFF"))])
     async def admin() -> dict: ...
 
+With `AUTHSVC_MODE=authjs-v5` (and `AUTH_SECRET`, `AUTH_SECRET_1..3`) it reads Auth.js v5's
+`authjs.session-token` instead, exactly as authsvc does in that mode.
+
 `get_session` gives the session or None; `require_session` answers 401 without one;
 `require_role(...)` answers 401 without a session and 403 for another role. The session
 cookie is read as authsvc reads it (chunks, rotation secrets, strict token checks), and
@@ -101,6 +104,7 @@ class SessionAuth:
         self.settings = settings.check()
         self.codec = settings.session_codec()
         self.cookie_name = settings.cookie_policy.session_token
+        self.skip_empty = settings.cookie_policy.skip_empty_chunks
         self.jwt_callback = jwt_callback
         self.session_callback = session_callback or DefaultSessionCallback()
 
@@ -111,7 +115,12 @@ class SessionAuth:
 
     async def get_session(self, request: Request) -> Session | None:
         cookies = parse_cookie_header(request.headers.get("cookie"))
-        raw = request_token(cookies, request.headers.get("authorization"), self.cookie_name)
+        raw = request_token(
+            cookies,
+            request.headers.get("authorization"),
+            self.cookie_name,
+            skip_empty=self.skip_empty,
+        )
         outcome = await resolve_session(
             raw,
             codec=self.codec,

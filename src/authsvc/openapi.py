@@ -162,6 +162,16 @@ BAD_BODY = {
     "413": _json(MessageBody, "Body over 64 KiB."),
     "415": _json(MessageBody, "Neither form-urlencoded nor JSON."),
 }
+THROTTLED = {
+    "description": "Too many sign-in attempts for this account or address: `Retry-After` "
+    "says when to try again. With `json=true` a URL whose `error` is `TooManyRequests`; "
+    "otherwise an HTML page.",
+    "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    "content": {
+        "application/json": {"schema": _ref(UrlBody)},
+        "text/html": {"schema": {"type": "string"}},
+    },
+}
 URL_OR_REDIRECT = {
     "200": _json(UrlBody, "With `json=true`: where the client should go."),
     "302": REDIRECT,
@@ -292,6 +302,7 @@ AUTH_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {
             **URL_OR_REDIRECT,
             "401": _json(UrlBody, "With `json=true`: sign-in failed (CredentialsSignin)."),
+            "429": THROTTLED,
             **BAD_BODY,
         },
     },
@@ -363,7 +374,23 @@ def build_openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
         for key in ("security", "requestBody"):
             if key in extra:
                 operation[key] = extra[key]
+    if settings.authjs_v5:
+        _authjs_session_responses(schema["paths"].get(base + "/session", {}))
     return schema
+
+
+def _authjs_session_responses(operations: dict[str, Any]) -> None:
+    """Auth.js v5 mode answers `null` where next-auth answers `{}` (signed out, bad CSRF)."""
+    for operation in operations.values():
+        responses = operation["responses"]  # new dicts: the shared definitions stay as they are
+        responses["200"] = {
+            "description": responses["200"]["description"].replace("{}", "null"),
+            "content": {
+                "application/json": {"schema": {"anyOf": [_ref(SessionBody), {"type": "null"}]}}
+            },
+        }
+        if "400" in responses:
+            responses["400"] = {"description": "CSRF check failed: `null`."}
 
 
 def install_openapi(app: FastAPI, settings: Settings) -> None:

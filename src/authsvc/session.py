@@ -42,15 +42,20 @@ def iso_expires(now: float, max_age: int) -> str:
 
 
 def request_token(
-    cookies: Mapping[str, str], authorization: str | None, cookie_name: str
+    cookies: Mapping[str, str],
+    authorization: str | None,
+    cookie_name: str,
+    *,
+    skip_empty: bool = False,
 ) -> str | None:
     """The raw token as next-auth's `getToken` finds it (the /session route reads cookies only).
 
     The session cookie (whole or chunked) wins; without one, `Authorization: Bearer <token>`
     where the first space-separated word is exactly `Bearer` and the second is
     percent-decoded. A value that does not decode is no token (GHSA-xmf8-cvqr-rfgj).
+    `skip_empty`: empty session cookies do not count (Auth.js v5, `CookiePolicy.authjs`).
     """
-    token = read_session_token(cookies, cookie_name)
+    token = read_session_token(cookies, cookie_name, skip_empty=skip_empty)
     if token is not None or not authorization:
         return token
     words = authorization.split(" ")

@@ -22,6 +22,7 @@ from authsvc.redirects import origin_of
 from authsvc.throttle import ThrottleConfigError, check_storage, parse_limit
 from authsvc.token_cache import TokenCache
 from authsvc.tokens import TokenCodec, is_session_shaped
+from authsvc.tokens_v5 import AuthjsTokenCodec
 
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
@@ -82,6 +83,14 @@ class Settings(BaseSettings):
     previous_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, validation_alias="NEXTAUTH_SECRET_PREVIOUS"
     )
+    # Whose cookies, tokens and wire format to speak: next-auth v4, or Auth.js v5 (@auth/core).
+    mode: Literal["next-auth-v4", "authjs-v5"] = Field(
+        default="next-auth-v4", validation_alias="AUTHSVC_MODE"
+    )
+    # Auth.js v5's rotation secrets, read in authjs-v5 mode only (the highest-numbered encrypts).
+    auth_secret_1: SecretStr | None = Field(default=None, validation_alias="AUTH_SECRET_1")
+    auth_secret_2: SecretStr | None = Field(default=None, validation_alias="AUTH_SECRET_2")
+    auth_secret_3: SecretStr | None = Field(default=None, validation_alias="AUTH_SECRET_3")
     url: str = Field(default="http://localhost:3000", validation_alias="NEXTAUTH_URL")
     database_url: str = Field(default=DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
     session_max_age: int = Field(
@@ -111,6 +120,11 @@ class Settings(BaseSettings):
     verify_refresh: bool = Field(default=False, validation_alias="AUTHSVC_VERIFY_REFRESH")
     # Decoded session tokens kept per process (a few KB each); 0 turns the cache off.
     token_cache_size: int = Field(default=10_000, ge=0, validation_alias="AUTHSVC_TOKEN_CACHE_SIZE")
+    # Your own pages instead of the built-in ones (next-auth's `pages` option): a path on
+    # NEXTAUTH_URL's origin or an absolute URL.
+    pages_signin: str | None = Field(default=None, validation_alias="AUTHSVC_PAGES_SIGNIN")
+    pages_signout: str | None = Field(default=None, validation_alias="AUTHSVC_PAGES_SIGNOUT")
+    pages_error: str | None = Field(default=None, validation_alias="AUTHSVC_PAGES_ERROR")
     # Opt-in role freshness: re-read a token's role from the database once it is older than
     # this many seconds (0: never; the role in the token is used, as next-auth does).
     role_max_age: int = Field(default=0, ge=0, validation_alias="AUTHSVC_ROLE_MAX_AGE")
@@ -122,14 +136,16 @@ class Settings(BaseSettings):
 
     # Bound on waiting for the database in the session path (missing-role lookup), seconds.
     database_timeout: float = Field(default=2.0, gt=0, validation_alias="AUTHSVC_DB_TIMEOUT")
-    # Bound on the one database lookup a session check may make (a token without a role):
-    # well under a proxy's forward-auth deadline (Envoy's is 200 ms), seconds.
+    # Bound on each user lookup the jwt callback makes on a session request (a token without
+    # a role, update(), role freshness): well under a proxy's 200 ms deadline, seconds.
     session_lookup_timeout: float = Field(
         default=0.1, gt=0, le=10, validation_alias="AUTHSVC_SESSION_LOOKUP_TIMEOUT"
     )
     # Brute-force throttling of email + password sign-in (throttle.py): `memory` or a Redis
-    # URL, and moving-window limits in the `limits` notation.
-    rate_limit_storage: str = Field(default="memory", validation_alias="AUTHSVC_RATE_LIMIT_STORAGE")
+    # URL (secret: it may hold a password), and moving-window limits in `limits` notation.
+    rate_limit_storage: SecretStr = Field(
+        default=SecretStr("memory"), validation_alias="AUTHSVC_RATE_LIMIT_STORAGE"
+    )
     rate_limit_account: str = Field(
         default="100/hour", validation_alias="AUTHSVC_RATE_LIMIT_ACCOUNT"
     )
@@ -219,7 +235,13 @@ class Settings(BaseSettings):
         domain = None
         if self.cookie_domain:
             domain = _check_cookie_domain(self.cookie_domain, self.public_url)
+        if self.authjs_v5:
+            return CookiePolicy.authjs(secure=self.secure_cookies, domain=domain)
         return CookiePolicy(secure=self.secure_cookies, domain=domain)
+
+    @property
+    def authjs_v5(self) -> bool:
+        return self.mode == "authjs-v5"
 
     @property
     def secure_cookies(self) -> bool:
@@ -235,14 +257,36 @@ class Settings(BaseSettings):
 
     @property
     def all_secrets(self) -> list[str]:
-        """The current secret first, then the ones kept for rotation."""
+        """The current secret first, then the ones kept for rotation.
+
+        Auth.js v5 builds its list as @auth/core does from the environment:
+        AUTH_SECRET_3, AUTH_SECRET_2, AUTH_SECRET_1 (those set), then AUTH_SECRET.
+        """
+        if self.authjs_v5:
+            numbered = (self.auth_secret_3, self.auth_secret_2, self.auth_secret_1)
+            newer = [s.get_secret_value() for s in numbered if s and s.get_secret_value()]
+            return [*newer, self.secret_value]
         return [self.secret_value, *(s.get_secret_value() for s in self.previous_secrets)]
+
+    @property
+    def csrf_secrets(self) -> list[str]:
+        """What CSRF cookies are hashed with, each tried in turn.
+
+        Auth.js v5 hashes with its secret list as JavaScript stringifies it
+        (`secrets.join(",")`), so a change of secrets there renews every CSRF cookie.
+        """
+        return [",".join(self.all_secrets)] if self.authjs_v5 else self.all_secrets
 
     def session_codec(self) -> TokenCodec:
         """The session-token codec: every secret, and the decode cache when enabled."""
         size = self.token_cache_size
-        return TokenCodec(
-            self.all_secrets, cache=TokenCache(size) if size else None, accepts=is_session_shaped
+        # Auth.js v5 salts the key with the session cookie's name; next-auth v4 does not.
+        codec = AuthjsTokenCodec if self.authjs_v5 else TokenCodec
+        return codec(
+            self.all_secrets,
+            salt=self.cookie_policy.session_token if self.authjs_v5 else "",
+            cache=TokenCache(size) if size else None,
+            accepts=is_session_shaped,
         )
 
     def check(self) -> Settings:
@@ -260,8 +304,16 @@ class Settings(BaseSettings):
                 raise ConfigError(
                     f"every NEXTAUTH_SECRET_PREVIOUS entry needs at least {MIN_SECRET_BYTES} bytes"
                 )
+        self._check_authjs_secrets()
         self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
         self._check_providers()
+        for variable, page in (
+            ("AUTHSVC_PAGES_SIGNIN", self.pages_signin),
+            ("AUTHSVC_PAGES_SIGNOUT", self.pages_signout),
+            ("AUTHSVC_PAGES_ERROR", self.pages_error),
+        ):
+            if page and not (page.startswith("/") and not page.startswith("//")):
+                check_endpoint(variable, page)
         self._check_operations()
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ConfigError(
@@ -270,11 +322,31 @@ class Settings(BaseSettings):
             )
         return self
 
+    def _check_authjs_secrets(self) -> None:
+        if not self.authjs_v5:
+            return
+        if self.previous_secrets:
+            raise ConfigError(
+                "NEXTAUTH_SECRET_PREVIOUS is not read with AUTHSVC_MODE=authjs-v5: rotate as "
+                "Auth.js does, the new secret in AUTH_SECRET_1 and the old one in AUTH_SECRET"
+            )
+        numbered = {
+            "AUTH_SECRET_1": self.auth_secret_1,
+            "AUTH_SECRET_2": self.auth_secret_2,
+            "AUTH_SECRET_3": self.auth_secret_3,
+        }
+        for variable, value in numbered.items():
+            if value and 0 < len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"{variable} is too short (need at least {MIN_SECRET_BYTES} bytes): "
+                    f"{HOW_TO_MAKE_A_SECRET}"
+                )
+
     def _check_operations(self) -> None:
         self.trusted_proxy_networks  # noqa: B018 - parsing raises ConfigError
         self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
         try:
-            check_storage(self.rate_limit_storage)
+            check_storage(self.rate_limit_storage.get_secret_value())
             parse_limit("AUTHSVC_RATE_LIMIT_ACCOUNT", self.rate_limit_account)
             parse_limit("AUTHSVC_RATE_LIMIT_ADDRESS", self.rate_limit_address)
         except ThrottleConfigError as exc:

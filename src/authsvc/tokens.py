@@ -81,9 +81,12 @@ class TokenCodec:
         payload["iat"] = issued
         payload["exp"] = issued + max_age
         payload["jti"] = str(uuid.uuid4())
-        plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        return self._seal(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+
+    def _seal(self, plaintext: bytes) -> str:
+        """The compact JWE of `plaintext` under the first secret (the token format's part)."""
         key = derive_key(self.secrets[0], self.salt)
-        token: bytes = jwe.encrypt(plaintext.encode(), key, algorithm="dir", encryption="A256GCM")
+        token: bytes = jwe.encrypt(plaintext, key, algorithm="dir", encryption="A256GCM")
         return token.decode("ascii")
 
     def decode(self, token: str, now: float | None = None) -> Claims | None:
@@ -99,9 +102,7 @@ class TokenCodec:
         return claims
 
     def _decode(self, token: str, now: float) -> Claims | None:
-        if not _well_formed(token):
-            return None
-        plaintext = self._decrypt(token)
+        plaintext = self._open(token)
         if plaintext is None:
             return None
         try:
@@ -114,6 +115,12 @@ class TokenCodec:
             return None
         return claims
 
+    def _open(self, token: str) -> bytes | None:
+        """The plaintext of a well-formed, authentic token (the token format's part)."""
+        if not _well_formed(token):
+            return None
+        return self._decrypt(token)
+
     def _decrypt(self, token: str) -> bytes | None:
         """AES-256-GCM open of a token `_well_formed` accepted, trying each secret.
 
@@ -123,8 +130,8 @@ class TokenCodec:
         against it by tests/test_tokens.py.
         """
         _, _, iv, ciphertext, tag = token.split(".")
-        nonce = _b64decode(iv)
-        sealed = _b64decode(ciphertext) + _b64decode(tag)
+        nonce = b64url_decode(iv)
+        sealed = b64url_decode(ciphertext) + b64url_decode(tag)
         for secret in self.secrets:
             try:
                 return _cipher(secret, self.salt).decrypt(nonce, sealed, _AAD)
@@ -141,21 +148,37 @@ def _cipher(secret: str, salt: str) -> AESGCM:
     return AESGCM(derive_key(secret, salt))
 
 
-def _b64decode(segment: str) -> bytes:
+def b64url_decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _well_formed(token: object) -> bool:
     """Cheap structural checks, before any crypto (R1, R3, R4)."""
+    parts = compact_parts(token)
+    return (
+        parts is not None
+        and parts[0] == HEADER_SEGMENT
+        and segments_well_formed(*parts[1:], iv_chars=16, tag_chars=22)
+    )
+
+
+def compact_parts(token: object) -> tuple[str, str, str, str] | None:
+    """Header, IV, ciphertext and tag of a compact `dir` JWE (empty key segment) within the
+    length cap; None for anything else. Checked before any crypto."""
     if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
-        return False
+        return None
     parts = token.split(".")
-    if len(parts) != 5:
-        return False
-    header, encrypted_key, iv, ciphertext, tag = parts
-    if header != HEADER_SEGMENT or encrypted_key != "":
-        return False
-    if len(iv) != 16 or len(tag) != 22 or not ciphertext:
+    if len(parts) != 5 or parts[1] != "":
+        return None
+    header, _, iv, ciphertext, tag = parts
+    return header, iv, ciphertext, tag
+
+
+def segments_well_formed(
+    iv: str, ciphertext: str, tag: str, *, iv_chars: int, tag_chars: int
+) -> bool:
+    """The IV and tag have their algorithm's exact lengths; every segment is canonical."""
+    if len(iv) != iv_chars or len(tag) != tag_chars or not ciphertext:
         return False
     return all(_canonical_b64url(segment) for segment in (iv, ciphertext, tag))
 

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from authsvc import pages
 from authsvc.callbacks import SignInParams
-from authsvc.cookies import has_session_cookie, read_session_token, session_cookie_headers
+from authsvc.cookies import has_session_cookie, session_cookie_headers
 from authsvc.deps import (
     CodecDep,
     HasherDep,
@@ -37,9 +37,12 @@ from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
     JSON_UTF8,
     NO_STORE,
+    csrf_failure,
+    error_redirect,
     html_response,
     json_response,
     new_session_cookies,
+    no_session,
     redirect,
     respond,
     unsupported,
@@ -108,7 +111,7 @@ async def _session_response(
     settings = ctx.settings
     now = time.time()
     outcome = await resolve_session(
-        read_session_token(ctx.cookies, ctx.policy.session_token),
+        ctx.policy.read_session(ctx.cookies),
         codec=codec,
         jwt_callback=jwt_callback,
         session_callback=session_callback,
@@ -122,7 +125,7 @@ async def _session_response(
         # An undecodable cookie is cleared, every chunk of it.
         stale = outcome.kind == "invalid"
         cookies = session_cookie_headers(ctx.policy, ctx.cookies, None) if stale else []
-        return json_response(ctx, {}, headers=headers, cookies=cookies)
+        return json_response(ctx, no_session(ctx), headers=headers, cookies=cookies)
     token = codec.encode(outcome.token, settings.session_max_age, now=now)
     cookies = session_cookie_headers(
         ctx.policy, ctx.cookies, token, expires=now + settings.session_max_age
@@ -152,7 +155,7 @@ async def update_session(
     revocation: RevocationDep,
 ) -> Response:
     if not ctx.csrf_ok:
-        return json_response(None, {}, status=400)
+        return json_response(None, no_session(ctx), status=400)
     return await _session_response(ctx, codec, jwt, session, revocation, headers=None, update=True)
 
 
@@ -172,7 +175,7 @@ async def credentials_callback(
         return unsupported("POST")
     if not ctx.csrf_ok:
         metrics.signin_outcome(credentials.PROVIDER_ID, "csrf")
-        return redirect(ctx, f"{ctx.base}/signin?csrf=true")
+        return csrf_failure(ctx, "signin")
     # Counted before the user is looked up: the same for every account, and no hashing.
     peer = request.client.host if request.client else None
     address = client_address(
@@ -185,12 +188,13 @@ async def credentials_callback(
     user = await credentials.authorize(ctx.body, users=users, hasher=hasher)
     if user is None:
         metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
-        query = urlencode({"error": "CredentialsSignin", "provider": credentials.PROVIDER_ID})
-        return redirect(ctx, f"{ctx.base}/error?{query}", status=401)
+        return error_redirect(
+            ctx, "CredentialsSignin", status=401, provider=credentials.PROVIDER_ID
+        )
     account = credentials.account_for(user)
     if not await sign_in_callback(SignInParams(account=account, user=user, credentials=ctx.body)):
         metrics.signin_outcome(credentials.PROVIDER_ID, "denied")
-        return redirect(ctx, f"{ctx.base}/error?error=AccessDenied", status=403)
+        return error_redirect(ctx, "AccessDenied", status=403)
     claims = await credentials.sign_in_token(user, account, jwt_callback)
     metrics.signin_outcome(credentials.PROVIDER_ID, "success")
     return redirect(ctx, ctx.callback_url, cookies=new_session_cookies(ctx, codec, claims))
@@ -223,25 +227,27 @@ async def credentials_callback_get() -> Response:
 @router.post("/signout", summary="Sign out: clear every session cookie")
 async def signout(ctx: Ctx, codec: CodecDep, revocation: RevocationDep) -> Response:
     if not ctx.csrf_ok:
-        return redirect(ctx, f"{ctx.base}/signout?csrf=true")
+        return csrf_failure(ctx, "signout")
     cookies: list[str] = []
     if has_session_cookie(ctx.cookies, ctx.policy.session_token):
         cookies = session_cookie_headers(ctx.policy, ctx.cookies, None)
         if revocation is not None:
             # Revocation mode: a copied cookie must stop working too, on every device.
-            await revoke_session_owner(
-                read_session_token(ctx.cookies, ctx.policy.session_token), codec, revocation
-            )
+            await revoke_session_owner(ctx.policy.read_session(ctx.cookies), codec, revocation)
     return redirect(ctx, ctx.callback_url, cookies=cookies)
 
 
 @router.get("/signin", summary="The built-in sign-in page", response_class=HTMLResponse)
 async def signin_page(ctx: Ctx, request: Request, oauth_providers: ProvidersDep) -> Response:
+    error = request.query_params.get("error")
+    if ctx.settings.pages_signin:
+        query = {"callbackUrl": ctx.callback_url, **({"error": error} if error else {})}
+        return _to_page(ctx, ctx.settings.pages_signin, query)
     html = pages.signin_page(
         base=ctx.base,
         csrf_token=ctx.csrf.token,
         callback_url=ctx.callback_url,
-        error=request.query_params.get("error"),
+        error=error,
         credentials=ctx.settings.credentials_enabled,
         oauth=[(p.id, p.name) for p in oauth_providers.values()],
     )
@@ -250,6 +256,8 @@ async def signin_page(ctx: Ctx, request: Request, oauth_providers: ProvidersDep)
 
 @router.get("/signout", summary="The built-in sign-out page", response_class=HTMLResponse)
 async def signout_page(ctx: Ctx) -> Response:
+    if ctx.settings.pages_signout:
+        return _to_page(ctx, ctx.settings.pages_signout, {"callbackUrl": ctx.callback_url})
     return html_response(ctx, pages.signout_page(base=ctx.base, csrf_token=ctx.csrf.token))
 
 
@@ -264,8 +272,18 @@ async def error(ctx: Ctx, request: Request) -> Response:
                 headers={"Location": f"{ctx.base}/signin?{urlencode({'error': code})}"},
             ),
         )
+    if ctx.settings.pages_error:
+        return _to_page(ctx, ctx.settings.pages_error, {"error": code})
     status = {"configuration": 500, "accessdenied": 403, "verification": 403}.get(code.lower(), 200)
     return html_response(ctx, pages.error_page(status=status, base=ctx.base), status)
+
+
+def _to_page(ctx: AuthContext, page: str, query: dict[str, str]) -> Response:
+    """A redirect to one of the application's own pages (next-auth's `pages` option)."""
+    target = ctx.origin + page if page.startswith("/") else page
+    separator = "&" if "?" in target else "?"
+    location = f"{target}{separator}{urlencode(query)}" if query else target
+    return respond(ctx, Response(status_code=302, headers={"Location": location}))
 
 
 @router.post("/_log", include_in_schema=False)

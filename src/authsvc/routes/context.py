@@ -43,6 +43,8 @@ class AuthContext:
     callback_url: str
     origin_ok: bool
     pending_cookies: list[str] = field(default_factory=list)
+    # The request has an `X-Auth-Return-Redirect` header (Auth.js v5's JSON mode).
+    return_redirect: bool = False
 
     @property
     def base(self) -> str:
@@ -53,7 +55,13 @@ class AuthContext:
         return self.settings.public_url.origin
 
     @property
+    def authjs_v5(self) -> bool:
+        return self.settings.authjs_v5
+
+    @property
     def json_mode(self) -> bool:
+        if self.authjs_v5:  # Auth.js v5 asks with a header, whatever its value
+            return self.return_redirect
         # next-auth checks for the *string* "true"; a JSON boolean still gets a redirect.
         return self.body.get("json") == "true"
 
@@ -128,7 +136,7 @@ async def build_context(
 ) -> AuthContext:
     policy = settings.cookie_policy
     cookies = parse_cookie_header(request.headers.get("cookie"))
-    csrf = csrf_state(cookies.get(policy.csrf_token), settings.all_secrets)
+    csrf = csrf_state(cookies.get(policy.csrf_token), settings.csrf_secrets)
     body = await read_body(request)
     origin = settings.public_url.origin
     pending: list[str] = []
@@ -157,6 +165,7 @@ async def build_context(
         callback_url=callback_url,
         origin_ok=_origin_allowed(request, settings),
         pending_cookies=pending,
+        return_redirect="x-auth-return-redirect" in request.headers,
     )
 
 

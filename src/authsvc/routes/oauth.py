@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -24,7 +23,13 @@ from authsvc.oauth_checks import clear_checks
 from authsvc.outbound import ProviderError
 from authsvc.providers import credentials
 from authsvc.routes.context import AuthContext, Ctx
-from authsvc.routes.responses import new_session_cookies, redirect, unsupported
+from authsvc.routes.responses import (
+    csrf_failure,
+    error_redirect,
+    new_session_cookies,
+    redirect,
+    unsupported,
+)
 
 log = logging.getLogger("authsvc.oauth")
 router = APIRouter(tags=["next-auth"])
@@ -53,7 +58,7 @@ async def signin_post(
     request: Request, ctx: Ctx, provider: str, providers: ProvidersDep
 ) -> Response:
     if not ctx.csrf_ok:
-        return redirect(ctx, f"{ctx.base}/signin?csrf=true")
+        return csrf_failure(ctx, "signin")
     if provider == credentials.PROVIDER_ID and ctx.settings.credentials_enabled:
         # Credentials sign in through /callback/credentials; next-auth sends them to the page.
         return redirect(ctx, f"{ctx.base}/signin")
@@ -66,7 +71,7 @@ async def signin_post(
         )
     except ProviderError as exc:
         log.warning("OAuthSignin %s: %s", provider, exc)
-        return redirect(ctx, f"{ctx.base}/error?error=OAuthSignin")
+        return error_redirect(ctx, "OAuthSignin")
     return redirect(ctx, url, cookies=cookies)
 
 
@@ -112,8 +117,7 @@ async def oauth_callback(
         if outcome.code is None:
             return redirect(ctx, f"{ctx.base}/signin", cookies=cleared)
         status = 403 if outcome.code == "AccessDenied" else 200
-        query = urlencode({"error": outcome.code})
-        return redirect(ctx, f"{ctx.base}/error?{query}", status=status, cookies=cleared)
+        return error_redirect(ctx, outcome.code, status=status, cookies=cleared)
     claims = await jwt_callback(
         JwtParams(
             token=initial_token(outcome.user),

@@ -3,6 +3,10 @@
 A redirect is a 302 with `Location`, or `{"url": …}` with the internal status when the
 request asked for JSON (`json=true`). Cookies the request earned on the way (see
 `routes.context`) go on whatever response is sent.
+
+In Auth.js v5 mode the shapes are `@auth/core`'s `Auth()`: JSON mode is asked for with the
+`X-Auth-Return-Redirect` header and is always a 200; a failure is a bare redirect (no
+cookies) to the sign-in or error page with v5's error type; "no session" is `null`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi.responses import HTMLResponse, Response
 
@@ -53,11 +58,59 @@ def json_response(
 def redirect(
     ctx: AuthContext, url: str, *, status: int = 200, cookies: list[str] | None = None
 ) -> Response:
+    if ctx.json_mode and ctx.authjs_v5:
+        # @auth/core turns the redirect into JSON and keeps its headers, Location included.
+        return json_response(ctx, {"url": url}, headers={"Location": url}, cookies=cookies)
     if ctx.json_mode:
         return json_response(
             ctx, {"url": url}, status=status, media_type=JSON_UTF8, cookies=cookies
         )
     return respond(ctx, Response(status_code=302, headers={"Location": url}), cookies)
+
+
+def no_session(ctx: AuthContext) -> dict[str, Any] | None:
+    """The body for "no session": `{}` in next-auth v4, `null` in Auth.js v5."""
+    return None if ctx.authjs_v5 else {}
+
+
+# Auth.js v5 sends a failure to the page of its kind with its client-safe type; every
+# other type becomes `Configuration` on the error page. Keyed by authsvc's v4 code.
+AUTHJS_ERRORS = {
+    "CredentialsSignin": ("signin", "CredentialsSignin"),
+    "MissingCSRF": ("signin", "MissingCSRF"),
+    "OAuthAccountNotLinked": ("signin", "OAuthAccountNotLinked"),
+    "Callback": ("signin", "OAuthCallbackError"),
+    "AccessDenied": ("error", "AccessDenied"),
+}
+
+
+def error_redirect(
+    ctx: AuthContext,
+    code: str,
+    *,
+    status: int = 200,
+    provider: str | None = None,
+    cookies: list[str] | None = None,
+) -> Response:
+    """A failed sign-in: next-auth's `/error?error=<code>` (the status shows in JSON mode),
+    or in Auth.js v5 mode `@auth/core`'s bare redirect to the page for the error."""
+    if not ctx.authjs_v5:
+        query = {"error": code, **({"provider": provider} if provider else {})}
+        return redirect(ctx, f"{ctx.base}/error?{urlencode(query)}", status=status, cookies=cookies)
+    page, kind = AUTHJS_ERRORS.get(code, ("error", "Configuration"))
+    params = {"error": kind, **({"code": "credentials"} if kind == "CredentialsSignin" else {})}
+    url = f"{ctx.base}/{page}?{urlencode(params)}"
+    if ctx.json_mode:
+        return json_response(None, {"url": url}, cookies=cookies)
+    return respond(None, Response(status_code=302, headers={"Location": url}), cookies)
+
+
+def csrf_failure(ctx: AuthContext, action: str) -> Response:
+    """A POST without a verified CSRF token: back to the page with `?csrf=true` (v4), or
+    v5's `MissingCSRF` on the sign-in page."""
+    if ctx.authjs_v5:
+        return error_redirect(ctx, "MissingCSRF")
+    return redirect(ctx, f"{ctx.base}/{action}?csrf=true")
 
 
 def unsupported(method: str) -> Response:
@@ -76,7 +129,9 @@ def html_response(ctx: AuthContext, html: str, status: int = 200) -> Response:
             "Content-Security-Policy": pages.CONTENT_SECURITY_POLICY,
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
+            # `no-referrer` would make the browser send `Origin: null` on the forms, which
+            # the CSRF origin check refuses; `same-origin` keeps URLs from other sites.
+            "Referrer-Policy": "same-origin",
         },
     )
     return respond(ctx, response)

@@ -105,7 +105,12 @@ class VerifyEndpoint:
         cookie_header, authorization = _request_headers(scope["headers"])
         cookies = parse_cookie_header(cookie_header)
         cookie_policy = settings.cookie_policy
-        raw_token = request_token(cookies, authorization, cookie_policy.session_token)
+        raw_token = request_token(
+            cookies,
+            authorization,
+            cookie_policy.session_token,
+            skip_empty=cookie_policy.skip_empty_chunks,
+        )
         now = time.time()
         decision = await forward_auth.decide(
             raw_token,

@@ -1,0 +1,460 @@
+"""The benchmark suite of issue 5: one command, every target, bounded in time.
+
+    .venv/bin/python -m bench              # the full run: about 4 minutes
+    .venv/bin/python -m bench --smoke      # under a minute: checks that it all works
+
+1. In-process token validation: authsvc (first-seen, cached) against python-jose, a raw
+   AES-GCM decode, fastapi-nextauth-jwt and next-auth's own `decode` in Node.
+2. The token cache's memory under 10^6 distinct tokens (its own process).
+3. SQL statements per session request (in-process, counted at the driver).
+4. HTTP with wrk on loopback against `authsvc serve` (1 worker, SQLite): `/healthz` (the
+   raw-ASGI ceiling in the same process) and `/api/auth/verify` at c=1 and c=64, then a
+   plain FastAPI app with fastapi-nextauth-jwt (bench/peer_app.py) at c=64.
+5. verify's p99 at a fixed moderate rate (bench/loadgen.py, open loop), idle and during a
+   storm of credentials sign-ins (bench/storm.py).
+6. `authsvc serve --workers 2` against 1 worker at c=64, also per server CPU-second.
+7. Worker RSS after warm-up, and cold start to the first answered request.
+
+Prints a table of absolute numbers and every target with its ratio and PASS/FAIL, and
+writes the same as JSON and a PNG chart to bench/results/ (git-ignored). A target that
+is not met is a finding, not an error: the exit status is 0 unless the run itself broke
+(or `--strict` is given). Not a test: only ratios from the same run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import inprocess, report, servers, sqlcount, wrk
+from bench.common import (
+    PYTHON,
+    RESULTS,
+    ROOT,
+    SESSION_COOKIE,
+    Background,
+    cpu_seconds,
+    machine,
+    new_secret,
+    rss_mib,
+    storefront_token,
+    wait_for_quiet,
+)
+
+STORM_EMAIL = "storm@example.com"
+# Other work above this (cores' worth) during a measurement makes it "disturbed".
+DISTURBED_CORES = 0.10
+
+
+@dataclass(frozen=True)
+class Config:
+    smoke: bool
+    seconds: float  # per wrk run
+    rounds: int  # wrk runs per endpoint; the best counts
+    warmup: float
+    storm_rate: float
+    storm_connections: int
+    storm_clients: int
+    storm_seconds: float
+    storm_rounds: int
+    storm_ramp: float
+    cache_tokens: int
+    min_time: float
+    repeats: int
+    node_number: int
+    sql_requests: int
+    cold_starts: int
+    quiet_wait: float
+
+
+FULL = Config(
+    smoke=False,
+    seconds=5,
+    rounds=3,
+    warmup=2,
+    storm_rate=2000,
+    storm_connections=8,
+    storm_clients=8,
+    storm_seconds=8,
+    storm_rounds=2,
+    storm_ramp=1.5,
+    cache_tokens=10**6,
+    min_time=0.2,
+    repeats=5,
+    node_number=5000,
+    sql_requests=100,
+    cold_starts=3,
+    quiet_wait=90,
+)
+SMOKE = replace(
+    FULL,
+    smoke=True,
+    seconds=1,
+    rounds=1,
+    warmup=1,
+    storm_seconds=2,
+    storm_rounds=1,
+    storm_ramp=0.5,
+    cache_tokens=30_000,
+    min_time=0.01,
+    repeats=1,
+    node_number=200,
+    sql_requests=5,
+    cold_starts=1,
+    quiet_wait=0,
+)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Http:
+    """wrk runs against one server, keeping the best of the rounds for each name."""
+
+    def __init__(self, cookie: str) -> None:
+        self.headers = {"Cookie": cookie}
+        self.best: dict[str, wrk.WrkRun] = {}
+        self.every: dict[str, list[wrk.WrkRun]] = {}
+
+    def run(
+        self, name: str, server: servers.Server, path: str, concurrency: int, seconds: float
+    ) -> wrk.WrkRun:
+        result = wrk.run(
+            name,
+            server.url + path,
+            concurrency=concurrency,
+            seconds=seconds,
+            headers=self.headers,
+            server_pids=server.pids(),
+        )
+        if result.non_2xx or result.socket_errors:
+            raise RuntimeError(
+                f"{name}: {result.non_2xx} non-2xx answers, {result.socket_errors} socket errors"
+            )
+        self.every.setdefault(name, []).append(result)
+        if (
+            name not in self.best
+            or result.requests_per_second > self.best[name].requests_per_second
+        ):
+            self.best[name] = result
+        return result
+
+
+def _check_answers(url: str, cookie: str) -> None:
+    answer = httpx.get(url, headers={"Cookie": cookie}, timeout=10)
+    if answer.status_code != 200:
+        raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text[:200]}")
+
+
+def _loadgen(port: int, cookie: str, config: Config) -> dict[str, Any]:
+    result = subprocess.run(  # noqa: S603 - fixed argv: this interpreter, our module
+        [
+            PYTHON,
+            "-m",
+            "bench.loadgen",
+            f"--port={port}",
+            f"--cookie={cookie}",
+            f"--rate={config.storm_rate}",
+            f"--connections={config.storm_connections}",
+            f"--seconds={config.storm_seconds}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=config.storm_seconds + 60,
+    )
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def storm(server: servers.Server, cookie: str, password: str, config: Config) -> dict[str, Any]:
+    rounds = []
+    for _ in range(config.storm_rounds):
+        background = Background(server.pids())
+        idle = _loadgen(server.port, cookie, config)
+        rounds.append({"phase": "idle", **idle, "background_cores": background.cores()})
+        background = Background(server.pids())
+        clients = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, our module
+            [
+                PYTHON,
+                "-m",
+                "bench.storm",
+                f"--url={server.url}",
+                f"--email={STORM_EMAIL}",
+                f"--password={password}",
+                f"--clients={config.storm_clients}",
+                f"--seconds={config.storm_seconds + 2 * config.storm_ramp}",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(config.storm_ramp)
+        stormy = _loadgen(server.port, cookie, config)
+        output, _ = clients.communicate(timeout=120)
+        if clients.returncode:
+            raise RuntimeError("the sign-in storm failed")
+        signins = json.loads(output)
+        rounds.append(
+            {
+                "phase": "storm",
+                **stormy,
+                "signins_per_second": signins["attempts_per_second"],
+                "signins_unexpected": signins["unexpected"],
+                "signins": signins,
+                "background_cores": background.cores(),
+            }
+        )
+    for phase in rounds:
+        phase["non_200"] = sum(n for code, n in phase["statuses"].items() if code != "200")
+    idle_p99 = statistics.median(p["p99_ms"] for p in rounds if p["phase"] == "idle")
+    storm_p99 = statistics.median(p["p99_ms"] for p in rounds if p["phase"] == "storm")
+    return {
+        "rate": config.storm_rate,
+        "connections": config.storm_connections,
+        "clients": config.storm_clients,
+        "rounds": rounds,
+        "idle_p99_ms": idle_p99,
+        "storm_p99_ms": storm_p99,
+    }
+
+
+def _usage(run: wrk.WrkRun) -> dict[str, Any]:
+    return {
+        "requests_per_second": run.requests_per_second,
+        "server_cpu_share": run.server_cpu_seconds / run.seconds,
+        "wrk_cpu_share": run.wrk_cpu_seconds / run.seconds,
+        "requests_per_cpu_second": run.requests_per_cpu_second,
+    }
+
+
+def http_suite(directory: Path, secret: str, cookie: str, config: Config) -> dict[str, Any]:
+    http = Http(cookie)
+    password = new_secret()
+    log("authsvc serve, 1 worker")
+    with servers.authsvc(directory, secret) as one:
+        first_start = one.started_in
+        servers.create_user(directory, secret, STORM_EMAIL, password)
+        _check_answers(one.url + "/api/auth/verify", cookie)
+        for path in ("/api/auth/verify", "/healthz"):
+            wrk.run(
+                "warm-up",
+                one.url + path,
+                concurrency=64,
+                seconds=config.warmup,
+                headers=http.headers,
+                server_pids=one.pids(),
+            )
+        for _ in range(config.rounds):
+            for concurrency in (1, 64):
+                http.run(f"healthz c={concurrency}", one, "/healthz", concurrency, config.seconds)
+                http.run(
+                    f"verify c={concurrency}", one, "/api/auth/verify", concurrency, config.seconds
+                )
+        worker_rss = rss_mib(one.process.pid)
+        log("verify p99 idle and during a sign-in storm")
+        storm_results = storm(one, cookie, password, config)
+        rss_after_storm = rss_mib(one.process.pid)
+
+    log("the peer: FastAPI + fastapi-nextauth-jwt")
+    with servers.peer(directory, secret) as peer:
+        _check_answers(peer.url + "/session", cookie)
+        wrk.run(
+            "warm-up",
+            peer.url + "/session",
+            concurrency=64,
+            seconds=config.warmup,
+            headers=http.headers,
+            server_pids=peer.pids(),
+        )
+        for _ in range(config.rounds):
+            http.run("peer constant c=64", peer, "/constant", 64, config.seconds)
+            http.run("peer fastapi-nextauth-jwt c=64", peer, "/session", 64, config.seconds)
+
+    log("authsvc serve --workers 2")
+    with servers.authsvc(directory, secret, workers=2) as two:
+        deadline = time.monotonic() + 30
+        while len(two.worker_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = two.worker_pids()
+        if len(workers) != 2:
+            raise RuntimeError(f"expected 2 workers, found {workers}")
+        # Both workers must be accepting before the measured runs open their connections
+        # (wrk keeps each one for the whole run): a warm-up that outlasts a worker's start.
+        wrk.run(
+            "warm-up",
+            two.url + "/api/auth/verify",
+            concurrency=64,
+            seconds=config.warmup + 1,
+            headers=http.headers,
+            server_pids=two.pids(),
+        )
+        splits = []
+        for _ in range(config.rounds):
+            before = [cpu_seconds([pid]) for pid in workers]
+            http.run("verify c=64, 2 workers", two, "/api/auth/verify", 64, config.seconds)
+            used = [cpu_seconds([pid]) - b for pid, b in zip(workers, before, strict=True)]
+            splits.append([u / sum(used) if sum(used) else 0.0 for u in used])
+        two_worker_rss = [rss_mib(pid) for pid in workers]
+
+    log(f"cold start, {config.cold_starts} launch(es)")
+    cold = []
+    for _ in range(config.cold_starts):
+        server = servers.start_authsvc(directory, secret)
+        cold.append(server.started_in)
+        server.stop()
+
+    order = [
+        "healthz c=1",
+        "verify c=1",
+        "healthz c=64",
+        "verify c=64",
+        "peer constant c=64",
+        "peer fastapi-nextauth-jwt c=64",
+        "verify c=64, 2 workers",
+    ]
+    one_run, two_run = http.best["verify c=64"], http.best["verify c=64, 2 workers"]
+    best_round = http.every["verify c=64, 2 workers"].index(two_run)
+    return {
+        "http": {
+            "runs": [asdict(http.best[name]) for name in order],
+            "every_run": {name: [asdict(r) for r in runs] for name, runs in http.every.items()},
+            "verify_p99_c64_worst_ms": max(r.p99_ms for r in http.every["verify c=64"]),
+        },
+        "storm": storm_results,
+        "workers": {
+            "one": _usage(one_run),
+            "two": {**_usage(two_run), "worker_cpu_split": splits[best_round]},
+            "cpu_normalised_ratio": two_run.requests_per_cpu_second
+            / one_run.requests_per_cpu_second,
+        },
+        "memory": {
+            "worker_rss_mib": worker_rss,
+            "worker_rss_after_storm_mib": rss_after_storm,
+            "two_worker_rss_mib": two_worker_rss,
+        },
+        "cold_start": {
+            "seconds": cold,
+            "best_seconds": min(cold),
+            "first_start_seconds": first_start,
+        },
+    }
+
+
+def run(config: Config, results_dir: Path) -> tuple[dict[str, Any], list[report.Target]]:
+    started = time.perf_counter()
+    log("waiting for a quiet machine" if config.quiet_wait else "sampling background load")
+    at_start = wait_for_quiet(config.quiet_wait)
+    background = Background()
+    secret = new_secret()
+    token = storefront_token(secret)
+    cookie = f"{SESSION_COOKIE}={token}"
+
+    log("in-process token validation")
+    timings = inprocess.measure(
+        secret,
+        token,
+        min_time=config.min_time,
+        repeats=config.repeats,
+        node_number=config.node_number,
+    )
+    log(f"token cache memory, {config.cache_tokens:,} tokens")
+    cache = subprocess.run(  # noqa: S603 - fixed argv: this interpreter, our module
+        [PYTHON, "-m", "bench.cachemem", f"--tokens={config.cache_tokens}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    with tempfile.TemporaryDirectory(prefix="authsvc-bench-") as tmp:
+        directory = Path(tmp)
+        log("SQL statements per request")
+        sql = sqlcount.measure(directory, secret, config.sql_requests)
+        http = http_suite(directory, secret, cookie, config)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "config": {
+            **asdict(config),
+            "background_cores_at_start": at_start,
+            "background_cores_during_run": background.cores(),
+        },
+        "token_length": len(token),
+        "inprocess": [asdict(t) for t in timings],
+        "cache_memory": json.loads(cache.stdout),
+        "sql": sql,
+        **http,
+    }
+    results["config"]["total_seconds"] = time.perf_counter() - started
+    return results, report.targets(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--smoke", action="store_true", help="short runs: check that it works")
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS, help="where the JSON and PNG go"
+    )
+    parser.add_argument("--seconds", type=float, help="seconds per wrk run (default 5)")
+    parser.add_argument(
+        "--quiet-wait", type=float, help="wait this long at most for an idle machine (90)"
+    )
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    args = parser.parse_args(argv)
+    config = SMOKE if args.smoke else FULL
+    if args.seconds is not None:
+        config = replace(config, seconds=args.seconds)
+    if args.quiet_wait is not None:
+        config = replace(config, quiet_wait=args.quiet_wait)
+    wrk.require_wrk()
+
+    results, judged = run(config, args.results_dir)
+    info = results["machine"]
+    print(
+        f"authsvc benchmark{' (SMOKE: structure only, not numbers)' if config.smoke else ''}: "
+        f"{info['nproc']} cores ({info['cpu']}), {info['memory_gib']} GiB, Python "
+        f"{info['python']}, uvicorn {info['uvicorn']}, FastAPI {info['fastapi']}; "
+        f"{results['config']['total_seconds']:.0f} s; other work on the machine: "
+        f"{results['config']['background_cores_at_start']:.2f} cores at start, "
+        f"{results['config']['background_cores_during_run']:.2f} on average during the run"
+    )
+    disturbed = [
+        run["name"]
+        for run in results["http"]["runs"]
+        if run["background_cpu_share"] > DISTURBED_CORES
+    ] + [
+        f"storm {phase['phase']}"
+        for phase in results["storm"]["rounds"]
+        if phase["background_cores"] > DISTURBED_CORES
+    ]
+    if disturbed:
+        print(
+            f"WARNING: other processes used over {DISTURBED_CORES:.0%} of a core during: "
+            f"{', '.join(disturbed)}. Those numbers are disturbed; run again on a quiet machine."
+        )
+    print()
+    print(report.numbers_table(results))
+    print()
+    print(report.targets_table(judged))
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    name = f"bench-{'smoke-' if config.smoke else ''}{stamp}"
+    report.write_json(args.results_dir / f"{name}.json", results, judged)
+    report.write_chart(args.results_dir / f"{name}.png", results, judged)
+    print()
+    print(f"results: {args.results_dir / name}.json and .png")
+    return 1 if args.strict and not all(t.passed for t in judged) else 0

@@ -1,0 +1,353 @@
+"""Faults: a stopped or slow database under the session path, and oversized requests.
+
+A token without `role` (minted before roles existed) makes the jwt callback look the
+user up once. When PostgreSQL is stopped (its database refuses connections and its
+backends are terminated, as in tests/test_health.py) or slow (the users table locked by
+another transaction), `/api/auth/verify` must fail closed (401, never 200) within a bound
+well under a proxy's 200 ms deadline (AUTHSVC_SESSION_LOOKUP_TIMEOUT, 0.1 s; the tests
+allow 0.5 s, a fault bound rather than a performance target), `/api/auth/session` must
+answer the session without a role, and both must recover without a restart.
+
+Oversized requests go to a real `authsvc serve` (uvicorn and its HTTP parser), over raw
+sockets so that nothing between the test and the server hides what the server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from authsvc.app import create_app
+from authsvc.migrations import upgrade
+from authsvc.tokens import TokenCodec
+from authsvc.users.models import Role
+from tests.conftest import BASE, PG_ADMIN_DSN, SECRET, make_settings
+from tests.processes import Authsvc, run_authsvc
+from tests.test_health import set_reachable
+
+SESSION = "next-auth.session-token"
+EMAIL = "legacy@example.com"
+FAULT_BOUND = 0.5  # seconds; the configured bound is 0.1
+CODEC = TokenCodec([SECRET])
+
+
+# --- the database under the session path ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def faulty_database() -> AsyncIterator[tuple[str, str, str]]:
+    """A PostgreSQL database of this module alone, holding one user, to switch off and on."""
+    name = f"authsvc_faults_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    await asyncio.to_thread(upgrade, f"{url}/{name}")
+    app = create_app(make_settings(database_url=f"{url}/{name}"))
+    user = await app.state.users.create(email=EMAIL, name="Legacy", role=Role.STAFF)
+    await app.state.database.dispose()
+    yield name, f"{url}/{name}", user.id
+    await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def outage_app(faulty_database: tuple[str, str, str]) -> AsyncIterator[FastAPI]:
+    name, url, _ = faulty_database
+    app = create_app(make_settings(database_url=url))
+    yield app
+    await set_reachable(name, True)
+    await app.state.database.dispose()
+
+
+@pytest.fixture
+async def client(outage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=outage_app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        yield http
+
+
+def roleless_cookie(user_id: str) -> dict[str, str]:
+    """A session minted before roles existed: no `role`, so the callback looks it up."""
+    claims = {"sub": user_id, "id": user_id, "email": EMAIL, "name": "Legacy"}
+    return {"cookie": f"{SESSION}={CODEC.encode(claims, 3600)}"}
+
+
+def cookie_with_role(user_id: str) -> dict[str, str]:
+    claims = {"sub": user_id, "id": user_id, "email": EMAIL, "role": "STAFF"}
+    return {"cookie": f"{SESSION}={CODEC.encode(claims, 3600)}"}
+
+
+@asynccontextmanager
+async def users_table_locked(name: str) -> AsyncIterator[None]:
+    """A slow database: every read of `users` waits behind another transaction's lock."""
+    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    holder = await asyncpg.connect(dsn, timeout=5)
+    transaction = holder.transaction()
+    await transaction.start()
+    await holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        await transaction.rollback()
+        await holder.close()
+
+
+async def timed(request: Coroutine[Any, Any, httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.perf_counter()
+    response = await request
+    return response, time.perf_counter() - started
+
+
+async def test_verify_uses_the_database_for_a_token_without_a_role_when_it_is_up(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    response = await client.get("/api/auth/verify", headers=roleless_cookie(faulty_database[2]))
+    assert (response.status_code, response.headers["x-auth-request-role"]) == (200, "STAFF")
+
+
+async def test_verify_fails_closed_quickly_while_the_database_is_stopped(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    await client.get("/api/auth/verify", headers=roleless_cookie(user_id))  # a pooled connection
+    await set_reachable(name, False)
+    response, elapsed = await timed(
+        client.get("/api/auth/verify", headers=roleless_cookie(user_id))
+    )
+    assert response.status_code == 401
+    assert elapsed < FAULT_BOUND
+
+
+async def test_verify_fails_closed_quickly_while_the_database_is_slow(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    async with users_table_locked(name):
+        response, elapsed = await timed(
+            client.get("/api/auth/verify", headers=roleless_cookie(user_id))
+        )
+    assert response.status_code == 401
+    assert elapsed < FAULT_BOUND
+
+
+async def test_verify_recovers_without_a_restart_once_the_database_is_back(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    await set_reachable(name, False)
+    during = await client.get("/api/auth/verify", headers=roleless_cookie(user_id))
+    await set_reachable(name, True)
+    after = await client.get("/api/auth/verify", headers=roleless_cookie(user_id))
+    assert (during.status_code, after.status_code) == (401, 200)
+
+
+async def test_verify_recovers_without_a_restart_once_the_database_is_fast_again(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    async with users_table_locked(name):
+        during = await client.get("/api/auth/verify", headers=roleless_cookie(user_id))
+    after = await client.get("/api/auth/verify", headers=roleless_cookie(user_id))
+    assert (during.status_code, after.status_code) == (401, 200)
+
+
+async def test_a_token_with_a_role_needs_no_database_during_an_outage(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    await set_reachable(name, False)
+    response = await client.get("/api/auth/verify", headers=cookie_with_role(user_id))
+    assert response.status_code == 200
+
+
+async def test_session_answers_without_a_role_while_the_database_is_stopped(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    await set_reachable(name, False)
+    response, elapsed = await timed(
+        client.get("/api/auth/session", headers=roleless_cookie(user_id))
+    )
+    assert response.status_code == 200
+    assert response.json()["user"]["email"] == EMAIL
+    assert "role" not in response.json()["user"]
+    assert elapsed < FAULT_BOUND
+
+
+async def test_session_answers_without_a_role_while_the_database_is_slow(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    async with users_table_locked(name):
+        response = await client.get("/api/auth/session", headers=roleless_cookie(user_id))
+    assert response.status_code == 200
+    assert "role" not in response.json()["user"]
+
+
+async def test_session_gets_the_role_again_once_the_database_is_back(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    await set_reachable(name, False)
+    await client.get("/api/auth/session", headers=roleless_cookie(user_id))
+    await set_reachable(name, True)
+    response = await client.get("/api/auth/session", headers=roleless_cookie(user_id))
+    assert response.json()["user"]["role"] == "STAFF"
+
+
+async def test_every_answer_during_an_outage_is_below_500(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    name, _, user_id = faulty_database
+    await set_reachable(name, False)
+    statuses = [
+        (await client.get(path, headers=roleless_cookie(user_id))).status_code
+        for path in ("/api/auth/verify", "/api/auth/session", "/api/auth/verify/x", "/healthz")
+        for _ in range(3)
+    ]
+    assert max(statuses) < 500
+
+
+# --- oversized requests against a real `authsvc serve` ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authsvc]:
+    directory: Path = tmp_path_factory.mktemp("faults-serve")
+    with run_authsvc(directory, public_url="http://localhost:3000") as authsvc:
+        yield authsvc
+
+
+@pytest.fixture(scope="module")
+def small_head_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authsvc]:
+    directory: Path = tmp_path_factory.mktemp("faults-small-head")
+    with run_authsvc(
+        directory, public_url="http://localhost:3000", AUTHSVC_MAX_HEADER_BYTES="8192"
+    ) as authsvc:
+        yield authsvc
+
+
+def exchange(url: str, head: bytes, body: bytes = b"", *, pace: int = 0) -> tuple[int, float]:
+    """Send a raw request (the body from another thread, as a client streaming it would)
+    and read the status line; the status and the seconds until it arrived."""
+    host, port = url.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+
+        def send() -> None:
+            try:
+                if pace:
+                    for offset in range(0, len(head), pace):
+                        sock.sendall(head[offset : offset + pace])
+                else:
+                    sock.sendall(head)
+                for offset in range(0, len(body), 64 * 1024):
+                    sock.sendall(body[offset : offset + 64 * 1024])
+            except OSError:
+                pass  # the server answered and closed before taking it all
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        status_line = sock.makefile("rb").readline()
+        elapsed = time.perf_counter() - started
+        sender.join(10)
+    return int(status_line.split()[1]), elapsed
+
+
+def head(path: str, *headers: bytes, method: bytes = b"GET") -> bytes:
+    lines = [method + b" " + path.encode() + b" HTTP/1.1", b"Host: localhost", *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+BIG_COOKIE = b"Cookie: big=" + b"x" * (64 * 1024)
+TEN_MIB = b"a" * (10 * 1024 * 1024)
+SERVER_BOUND = 2.0  # seconds; the answers take milliseconds
+
+
+@pytest.mark.parametrize("path", ["/api/auth/session", "/api/auth/verify", "/healthz"])
+def test_a_64_kib_cookie_header_gets_431_from_the_server_quickly(
+    server: Authsvc, path: str
+) -> None:
+    status, elapsed = exchange(server.url, head(path, BIG_COOKIE))
+    assert (status, elapsed < SERVER_BOUND) == (431, True)
+
+
+def test_a_header_sent_slowly_past_the_limit_gets_431(server: Authsvc) -> None:
+    status, _ = exchange(server.url, head("/api/auth/session", BIG_COOKIE), pace=4096)
+    assert status == 431
+
+
+def test_very_many_small_headers_get_431(server: Authsvc) -> None:
+    many = [b"X-Filler-%d: y" % index for index in range(10_000)]
+    status, _ = exchange(server.url, head("/api/auth/session", *many))
+    assert status == 431
+
+
+def test_a_huge_url_gets_431(server: Authsvc) -> None:
+    status, _ = exchange(server.url, head("/api/auth/session?" + "q" * 64 * 1024))
+    assert status == 431
+
+
+def test_a_session_sized_cookie_header_is_still_served(server: Authsvc) -> None:
+    # Four full 4 KiB chunks of a session cookie plus other cookies: well under 32 KiB.
+    cookie = b"Cookie: " + b"; ".join(b"c%d=" % index + b"x" * 4000 for index in range(5))
+    status, _ = exchange(server.url, head("/api/auth/session", cookie))
+    assert status == 200
+
+
+def test_the_header_limit_follows_authsvc_max_header_bytes(small_head_server: Authsvc) -> None:
+    cookie = b"Cookie: c=" + b"x" * 10_000
+    status, _ = exchange(small_head_server.url, head("/api/auth/session", cookie))
+    assert status == 431
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/auth/callback/credentials", "/api/auth/session", "/api/auth/signout"]
+)
+def test_a_10_mib_body_gets_413_from_the_server_quickly(server: Authsvc, path: str) -> None:
+    request = head(
+        path,
+        b"Content-Type: application/x-www-form-urlencoded",
+        b"Content-Length: %d" % len(TEN_MIB),
+        method=b"POST",
+    )
+    status, elapsed = exchange(server.url, request, TEN_MIB)
+    assert (status, elapsed < SERVER_BOUND) == (413, True)
+
+
+def test_a_10_mib_chunked_body_gets_413_from_the_server_quickly(server: Authsvc) -> None:
+    request = head(
+        "/api/auth/callback/credentials",
+        b"Content-Type: application/x-www-form-urlencoded",
+        b"Transfer-Encoding: chunked",
+        method=b"POST",
+    )
+    chunk = b"a" * (64 * 1024)
+    body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(160)) + b"0\r\n\r\n"
+    status, elapsed = exchange(server.url, request, body)
+    assert (status, elapsed < SERVER_BOUND) == (413, True)
+
+
+def test_a_10_mib_body_to_verify_is_answered_without_being_read(server: Authsvc) -> None:
+    request = head("/api/auth/verify", b"Content-Length: %d" % len(TEN_MIB), method=b"POST")
+    status, elapsed = exchange(server.url, request, TEN_MIB)
+    assert (status, elapsed < SERVER_BOUND) == (401, True)
+
+
+def test_a_10_mib_body_to_an_operations_route_is_a_4xx(server: Authsvc) -> None:
+    request = head("/readyz", b"Content-Length: %d" % len(TEN_MIB), method=b"POST")
+    status, _ = exchange(server.url, request, TEN_MIB)
+    assert 400 <= status < 500
