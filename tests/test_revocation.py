@@ -31,7 +31,14 @@ ANA = UserRecord(id="u-ana", email="ana@example.com", name="Ana", role=Role.ADMI
 @pytest.fixture
 async def revoking(database_url: str, hasher: PasswordHasher) -> AsyncIterator[FastAPI]:
     app = create_app(
-        make_settings(database_url=database_url, revocation=True, revocation_cache_ttl=60),
+        # A generous lookup deadline: these tests are about revocation, not about timeouts
+        # (tests/test_faults.py bounds the wait), and CI machines can be slow.
+        make_settings(
+            database_url=database_url,
+            revocation=True,
+            revocation_cache_ttl=60,
+            session_lookup_timeout=5,
+        ),
         hasher=hasher,
     )
     async with app.state.database.engine.begin() as conn:

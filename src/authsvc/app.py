@@ -70,7 +70,7 @@ def create_app(
         RevocationCheck(
             app.state.users,
             ttl=settings.revocation_cache_ttl,
-            timeout=settings.database_timeout,
+            timeout=settings.session_lookup_timeout,
         )
         if settings.revocation
         else None
