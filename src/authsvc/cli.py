@@ -12,7 +12,8 @@ import base64
 import logging
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,6 +21,7 @@ from authsvc import __version__
 from authsvc.settings import ConfigError, Settings, load_settings
 from authsvc.users.emails import normalize_email
 from authsvc.users.models import Role
+from authsvc.users.repository import SqlAlchemyUserRepository
 
 ROLE_NAMES = [role.value for role in Role]
 
@@ -131,66 +133,61 @@ def _serve(args: argparse.Namespace) -> None:
     )
 
 
-async def _create_user(settings: Settings, args: argparse.Namespace) -> str:
-    from authsvc.db import Database
-    from authsvc.users.passwords import PasswordHasher, PasswordPolicyError
-    from authsvc.users.repository import SqlAlchemyUserRepository, UserExistsError
-
-    email = normalize_email(args.email)
+def _email(raw: str) -> str:
+    email = normalize_email(raw)
     if email is None:
-        raise CliError(f"not a valid email address: {args.email!r}")
-    hasher = PasswordHasher()
-    try:
-        password_hash = await hasher.hash(args.password)
-    except PasswordPolicyError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"not a valid email address: {raw!r}")
+    return email
+
+
+@asynccontextmanager
+async def _user_store(settings: Settings) -> AsyncIterator[SqlAlchemyUserRepository]:
+    from authsvc.db import Database
+
     database = Database(settings.database_url)
     try:
-        users = SqlAlchemyUserRepository(database.sessions)
-        user = await users.create(
-            email=email, name=args.name, password_hash=password_hash, role=Role(args.role)
-        )
-    except UserExistsError:
-        raise CliError(f"a user with email {email} already exists") from None
+        yield SqlAlchemyUserRepository(database.sessions)
     finally:
         await database.dispose()
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace) -> str:
+    from authsvc.users.passwords import PasswordHasher, PasswordPolicyError
+    from authsvc.users.repository import UserExistsError
+
+    email = _email(args.email)
+    try:
+        password_hash = await PasswordHasher().hash(args.password)
+    except PasswordPolicyError as exc:
+        raise CliError(str(exc)) from None
+    async with _user_store(settings) as users:
+        try:
+            user = await users.create(
+                email=email, name=args.name, password_hash=password_hash, role=Role(args.role)
+            )
+        except UserExistsError:
+            raise CliError(f"a user with email {email} already exists") from None
     return f"created user {user.id} <{user.email}> role {user.role.value}"
 
 
 async def _set_role(settings: Settings, args: argparse.Namespace) -> str:
-    from authsvc.db import Database
-    from authsvc.users.repository import SqlAlchemyUserRepository
-
-    email = normalize_email(args.email)
-    if email is None:
-        raise CliError(f"not a valid email address: {args.email!r}")
-    database = Database(settings.database_url)
-    try:
-        user = await SqlAlchemyUserRepository(database.sessions).set_role(email, Role(args.role))
-    finally:
-        await database.dispose()
+    email = _email(args.email)
+    async with _user_store(settings) as users:
+        user = await users.set_role(email, Role(args.role))
     if user is None:
         raise CliError(f"no user with email {email}")
     return f"user {user.id} <{user.email}> now has role {user.role.value}"
 
 
 async def _revoke_sessions(settings: Settings, args: argparse.Namespace) -> str:
-    from authsvc.db import Database
     from authsvc.revocation import now_ms
-    from authsvc.users.repository import SqlAlchemyUserRepository
 
-    email = normalize_email(args.email)
-    if email is None:
-        raise CliError(f"not a valid email address: {args.email!r}")
-    database = Database(settings.database_url)
-    try:
-        users = SqlAlchemyUserRepository(database.sessions)
+    email = _email(args.email)
+    async with _user_store(settings) as users:
         user = await users.get_by_email(email)
         if user is None:
             raise CliError(f"no user with email {email}")
         await users.revoke_sessions(user.id, now_ms())
-    finally:
-        await database.dispose()
     note = "" if settings.revocation else " (AUTHSVC_REVOCATION is off: nothing checks it yet)"
     return f"sessions of {user.id} <{email}> started before now are revoked{note}"
 
