@@ -162,6 +162,11 @@ BAD_BODY = {
     "413": _json(MessageBody, "Body over 64 KiB."),
     "415": _json(MessageBody, "Neither form-urlencoded nor JSON."),
 }
+BAD_BODY_NO_400 = {code: response for code, response in BAD_BODY.items() if code != "400"}
+NOT_SUPPORTED = {
+    "description": "A provider that is not enabled: next-auth's text answer.",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 THROTTLED = {
     "description": "Too many sign-in attempts for this account or address: `Retry-After` "
     "says when to try again. With `json=true` a URL whose `error` is `TooManyRequests`; "
@@ -293,8 +298,16 @@ AUTH_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": _form(UpdateForm),
         "responses": {
             "200": _json(SessionBody, "The updated session, or {} when signed out."),
-            "400": {"description": "CSRF check failed: `{}`."},
             **BAD_BODY,
+            "400": {
+                "description": "CSRF check failed (`{}`), or an unreadable body "
+                '(`{"message": …}`).',
+                "content": {
+                    "application/json": {
+                        "schema": {"anyOf": [_ref(MessageBody), {"type": "object"}]}
+                    }
+                },
+            },
         },
     },
     ("post", "/callback/credentials"): {
@@ -306,13 +319,18 @@ AUTH_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             **BAD_BODY,
         },
     },
-    ("post", "/signin/{provider}"): {"requestBody": _form(CsrfForm), "responses": URL_OR_REDIRECT},
+    ("post", "/signin/{provider}"): {
+        "requestBody": _form(CsrfForm),
+        "responses": {**URL_OR_REDIRECT, **BAD_BODY},
+    },
     ("post", "/signout"): {
         "requestBody": _form(CsrfForm),
         "responses": {**URL_OR_REDIRECT, **BAD_BODY},
     },
-    ("get", "/callback/{provider}"): {"responses": {"302": REDIRECT}},
-    ("post", "/callback/{provider}"): {"responses": {"302": REDIRECT}},
+    ("get", "/callback/{provider}"): {"responses": {"302": REDIRECT, "400": NOT_SUPPORTED}},
+    ("post", "/callback/{provider}"): {
+        "responses": {"302": REDIRECT, "400": NOT_SUPPORTED, **BAD_BODY_NO_400}
+    },
     ("get", "/signin"): {"responses": {"200": HTML}},
     ("get", "/signout"): {"responses": {"200": HTML}},
     ("get", "/error"): {
