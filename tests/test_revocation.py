@@ -221,3 +221,11 @@ async def test_a_demoted_user_is_denied_by_verify_once_the_role_is_stale(
         )
     assert response.status_code == 403
     await app.state.database.dispose()
+
+
+async def test_a_session_begun_in_the_same_millisecond_as_the_revocation_is_ended() -> None:
+    users = InMemoryUsers(ANA)
+    check = RevocationCheck(users, ttl=30, timeout=1)
+    started = now_ms()
+    await check.revoke(ANA.id)
+    assert not await check.allows({"sub": ANA.id, "authTime": started})

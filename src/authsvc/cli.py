@@ -180,14 +180,14 @@ async def _set_role(settings: Settings, args: argparse.Namespace) -> str:
 
 
 async def _revoke_sessions(settings: Settings, args: argparse.Namespace) -> str:
-    from authsvc.revocation import now_ms
+    from authsvc.revocation import revocation_time
 
     email = _email(args.email)
     async with _user_store(settings) as users:
         user = await users.get_by_email(email)
         if user is None:
             raise CliError(f"no user with email {email}")
-        await users.revoke_sessions(user.id, now_ms())
+        await users.revoke_sessions(user.id, revocation_time())
     note = "" if settings.revocation else " (AUTHSVC_REVOCATION is off: nothing checks it yet)"
     return f"sessions of {user.id} <{email}> started before now are revoked{note}"
 

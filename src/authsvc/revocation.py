@@ -32,6 +32,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def revocation_time() -> int:
+    """The not-before time that ends every session begun until now: one millisecond on, so a
+    session begun in the very millisecond of the revocation is ended too (ties revoke)."""
+    return now_ms() + 1
+
+
 def authenticated_at(claims: Claims) -> float | None:
     """When the session began, in milliseconds."""
     value = claims.get(AUTH_TIME)
@@ -64,7 +70,7 @@ class RevocationCheck:
 
     async def revoke(self, user_id: str) -> bool:
         """End every session of this user that began before now."""
-        revoked = await self._users.revoke_sessions(user_id, now_ms())
+        revoked = await self._users.revoke_sessions(user_id, revocation_time())
         self._cache.pop(user_id, None)
         return revoked
 
