@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -121,7 +122,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="requests per second")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--cpus", help="run on these CPUs only, e.g. 0 or 0,1")
     args = parser.parse_args()
+    if args.cpus:
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(",")})
     work = run(args.port, args.path, args.cookie, args.rate, args.connections, args.seconds)
     try:
         import uvloop

@@ -250,7 +250,16 @@ def numbers_table(results: dict[str, Any]) -> str:
     workers = results["workers"]
     memory = results["memory"]
     cold = results["cold_start"]
+    http = {run["name"]: run for run in results["http"]["runs"]}
+    default, opt_in = http["verify c=64"], http["verify c=64, revocation + role freshness"]
     lines.append("")
+    lines.append(
+        f"Opt-in revocation + role freshness (cached per user): verify c=64 "
+        f"{opt_in['requests_per_second']:,.0f} req/s, "
+        f"{_ratio(opt_in['requests_per_second'], default['requests_per_second']):.2f}x "
+        f"the default mode's {default['requests_per_second']:,.0f}; non-2xx answers in all "
+        f"its rounds: {sum(r['non_2xx'] for r in results['http']['every_run'][opt_in['name']])}"
+    )
     lines.append(
         f"Workers at c=64: 1 → {workers['one']['requests_per_second']:,.0f} req/s on "
         f"{workers['one']['server_cpu_share']:.2f} cores, 2 → "
@@ -299,6 +308,7 @@ def write_chart(path: Path, results: dict[str, Any], judged: list[Target]) -> No
     figure.suptitle(
         f"authsvc benchmark, {results['machine']['date']} — {results['machine']['nproc']} "
         f"cores, {results['machine']['cpu']}, Python {results['machine']['python']}, "
+        f"commit {results['machine']['commit']}, "
         f"{'SMOKE (not numbers)' if results['config']['smoke'] else 'full run'}"
     )
 

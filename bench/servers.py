@@ -6,7 +6,7 @@ import contextlib
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,15 +108,24 @@ def authsvc_environment(directory: Path, secret: str, port: int) -> dict[str, st
     )
 
 
-def start_authsvc(directory: Path, secret: str, *, workers: int = 1) -> Server:
-    """`authsvc serve` on a free port, on an SQLite file in `directory` (it migrates itself)."""
+def start_authsvc(
+    directory: Path,
+    secret: str,
+    *,
+    workers: int = 1,
+    name: str = "",
+    settings: Mapping[str, str] | None = None,
+) -> Server:
+    """`authsvc serve` on a free port, on an SQLite file in `directory` (it migrates itself).
+
+    `settings` are extra environment variables (AUTHSVC_REVOCATION=...)."""
     port = free_port()
     command = [AUTHSVC, "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
     return _launch(
-        f"authsvc-{workers}w",
+        name or f"authsvc-{workers}w",
         command,
-        authsvc_environment(directory, secret, port),
+        {**authsvc_environment(directory, secret, port), **(settings or {})},
         port=port,
         directory=directory,
         ready_path="/healthz",
@@ -124,24 +133,34 @@ def start_authsvc(directory: Path, secret: str, *, workers: int = 1) -> Server:
 
 
 @contextlib.contextmanager
-def authsvc(directory: Path, secret: str, *, workers: int = 1) -> Iterator[Server]:
-    server = start_authsvc(directory, secret, workers=workers)
+def authsvc(
+    directory: Path,
+    secret: str,
+    *,
+    workers: int = 1,
+    name: str = "",
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    server = start_authsvc(directory, secret, workers=workers, name=name, settings=settings)
     try:
         yield server
     finally:
         server.stop()
 
 
-def create_user(directory: Path, secret: str, email: str, password: str) -> None:
-    """`authsvc create-user` against the benchmark's database."""
-    subprocess.run(  # noqa: S603 - fixed argv: this venv's authsvc
+def create_user(directory: Path, secret: str, email: str, password: str) -> str:
+    """`authsvc create-user` against the benchmark's database; the new user's id."""
+    result = subprocess.run(  # noqa: S603 - fixed argv: this venv's authsvc
         [AUTHSVC, "create-user", "--email", email, "--password", password, "--role", "ADMIN"],
         env=authsvc_environment(directory, secret, 0),
         cwd=directory,
         check=True,
         capture_output=True,
+        text=True,
         timeout=60,
     )
+    # "created user <id> <email> role ADMIN"
+    return result.stdout.split()[2]
 
 
 @contextlib.contextmanager

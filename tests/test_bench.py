@@ -38,6 +38,7 @@ HTTP_RUNS = {
     "peer constant c=64",
     "peer fastapi-nextauth-jwt c=64",
     "verify c=64, 2 workers",
+    "verify c=64, revocation + role freshness",
 }
 
 
@@ -86,7 +87,9 @@ def test_the_json_has_every_target_and_peer(smoke: tuple[str, dict[str, object],
     http = document["http"]
     assert isinstance(http, dict)
     assert {run["name"] for run in http["runs"]} == HTTP_RUNS
-    assert all(run["requests"] > 0 and run["non_2xx"] == 0 for run in http["runs"])
+    assert all(run["requests"] > 0 for run in http["runs"])
+    # The opt-in modes' run may record non-2xx answers (a finding it reports); no other may.
+    assert all(run["non_2xx"] == 0 for run in http["runs"] if "revocation" not in run["name"])
     storm = document["storm"]
     assert isinstance(storm, dict)
     assert {phase["phase"] for phase in storm["rounds"]} == {"idle", "storm"}
