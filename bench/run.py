@@ -9,7 +9,8 @@
 3. SQL statements per session request (in-process, counted at the driver).
 4. HTTP with wrk on loopback against `authsvc serve` (1 worker, SQLite): `/healthz` (the
    raw-ASGI ceiling in the same process) and `/api/auth/verify` at c=1 and c=64, then a
-   plain FastAPI app with fastapi-nextauth-jwt (bench/peer_app.py) at c=64.
+   plain FastAPI app with fastapi-nextauth-jwt (bench/peer_app.py) at c=64, and verify
+   with the opt-in revocation and role-freshness modes (for context).
 5. verify's p99 at a fixed moderate rate (bench/loadgen.py, open loop), idle and during a
    storm of credentials sign-ins (bench/storm.py).
 6. `authsvc serve --workers 2` against 1 worker at c=64, also per server CPU-second.
@@ -288,12 +289,12 @@ def _two_workers_up(server: servers.Server) -> list[int]:
 
 
 def http_suite(directory: Path, secret: str, cookie: str, config: Config) -> dict[str, Any]:
-    """Every HTTP measurement. The three servers run side by side (an idle one costs
+    """Every HTTP measurement. The four servers run side by side (an idle one costs
     nothing) so that each round measures every endpoint within seconds of the others:
     the ratios then compare runs that met the same conditions on the machine."""
     http = Http(cookie)
     password = new_secret()
-    log("starting authsvc serve (1 worker, then 2 workers) and the peer app")
+    log("starting authsvc serve (1 worker, 2 workers, opt-in modes) and the peer app")
     with contextlib.ExitStack() as stack:
         one = stack.enter_context(servers.authsvc(directory, secret))
         first_start = one.started_in

@@ -7,7 +7,9 @@ An experiment, not part of `python -m bench`: each variant starts `authsvc serve
 password hasher placed differently (patched in at start-up by this module, src/ is not
 changed), then measures verify's p99 at the fixed rate of the main suite, idle and during
 the same sign-in storm, `--rounds` times each. The load generator is pinned to CPU 0, so a
-variant that keeps hashing off that CPU keeps it off the client too.
+variant that keeps hashing off that CPU keeps it off the client too. Each variant first
+waits for an idle machine; the busy cores printed for each phase (the whole machine's)
+show whether anything else ran meanwhile.
 
 Variants:
 - `as-shipped`: src/ as it is (a pool of 2 threads at nice 10, in the server process);
@@ -46,6 +48,7 @@ from bench.common import (
     machine_busy_seconds,
     new_secret,
     storefront_token,
+    wait_for_quiet,
 )
 
 VARIANTS = ("as-shipped", "no-cpu", "nice19", "sched-idle", "process", "process-pinned")
@@ -220,6 +223,8 @@ def measure(
         "signins_per_second": statistics.median(
             r["signins"]["attempts_per_second"] for r in rounds
         ),
+        # The whole machine's busy cores: the server, the clients and anything else.
+        "idle_machine_cores": statistics.median(r["idle"]["machine_cores"] for r in rounds),
         "storm_machine_cores": statistics.median(r["storm"]["machine_cores"] for r in rounds),
     }
 
@@ -233,19 +238,28 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--quiet-wait", type=float, default=60.0, help="wait for an idle machine (s)"
+    )
     args = parser.parse_args()
     secret, password = new_secret(), new_secret()
     results = []
-    print(f"{'variant':<16} {'idle p99':>9} {'storm p99':>10} {'ratio':>6} {'sign-ins/s':>11}")
+    print(
+        f"{'variant':<16} {'idle p99':>9} {'storm p99':>10} {'ratio':>6} {'sign-ins/s':>11} "
+        f"{'busy cores idle/storm':>22}"
+    )
     with tempfile.TemporaryDirectory(prefix="authsvc-storm-") as tmp:
         directory = Path(tmp)
         servers.create_user(directory, secret, EMAIL, password)
         for variant in args.variants.split(","):
+            # Pinned variants leave the server one CPU: other work there shows at once.
+            wait_for_quiet(args.quiet_wait)
             result = measure(variant, directory, secret, password, args)
             results.append(result)
             print(
                 f"{variant:<16} {result['idle_p99_ms']:>7.2f}ms {result['storm_p99_ms']:>8.2f}ms "
-                f"{result['ratio']:>6.2f} {result['signins_per_second']:>11.1f}",
+                f"{result['ratio']:>6.2f} {result['signins_per_second']:>11.1f} "
+                f"{result['idle_machine_cores']:>11.2f}/{result['storm_machine_cores']:.2f}",
                 flush=True,
             )
     out = ROOT / "bench" / "results" / f"storm-variants-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -229,3 +229,17 @@ async def test_a_session_begun_in_the_same_millisecond_as_the_revocation_is_ende
     started = now_ms()
     await check.revoke(ANA.id)
     assert not await check.allows({"sub": ANA.id, "authTime": started})
+
+
+async def test_concurrent_checks_for_one_user_share_a_single_lookup() -> None:
+    class SlowUsers(InMemoryUsers):
+        async def get_by_id(self, user_id: str) -> UserRecord | None:
+            await asyncio.sleep(0.05)
+            return await super().get_by_id(user_id)
+
+    users = SlowUsers(ANA)
+    check = RevocationCheck(users, ttl=30, timeout=1)
+    claims = {"sub": ANA.id, "authTime": now_ms()}
+    results = await asyncio.gather(*(check.allows(claims) for _ in range(64)))
+    assert all(results)
+    assert users.lookups == 1

@@ -56,6 +56,9 @@ class RevocationCheck:
         self._timeout = timeout
         # user id -> (when read, whether the user exists, sessions valid after (ms))
         self._cache: OrderedDict[str, tuple[float, bool, int | None]] = OrderedDict()
+        # One lookup per user in flight: when an entry expires under load, the requests
+        # for that user wait for the one query instead of each sending their own.
+        self._inflight: dict[str, asyncio.Task[tuple[bool, int | None] | None]] = {}
 
     async def allows(self, claims: Claims) -> bool:
         user_id = claims.get("id") or claims.get("sub")
@@ -75,10 +78,18 @@ class RevocationCheck:
         return revoked
 
     async def _state(self, user_id: str) -> tuple[bool, int | None] | None:
-        now = time.monotonic()
         cached = self._cache.get(user_id)
-        if cached is not None and now - cached[0] < self._ttl:
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1], cached[2]
+        lookup = self._inflight.get(user_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._lookup(user_id))
+            self._inflight[user_id] = lookup
+            lookup.add_done_callback(lambda _: self._inflight.pop(user_id, None))
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, user_id: str) -> tuple[bool, int | None] | None:
+        now = time.monotonic()
         try:
             user = await asyncio.wait_for(self._users.get_by_id(user_id), self._timeout)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
