@@ -334,8 +334,8 @@ def http_suite(directory: Path, secret: str, cookie: str, config: Config) -> dic
             http.run("verify c=64, 2 workers", two, "/api/auth/verify", 64, config.seconds)
             used = [cpu_seconds([pid]) - b for pid, b in zip(workers, before, strict=True)]
             splits.append([u / sum(used) if sum(used) else 0.0 for u in used])
-            # Its errors are a finding, not a broken run (docs/performance.md: when the
-            # per-user answer expires, every request in flight looks the user up at once).
+            # Errors here are a finding, not a broken run: these modes look the user up
+            # when a per-user cache entry expires (docs/performance.md, "Other findings").
             http.run(
                 OPT_IN_RUN,
                 opt_in,
