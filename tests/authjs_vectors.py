@@ -1,4 +1,4 @@
-"""The recorded `@auth/core` 0.41.3 decodes in shared/vectors/vectors.json, as test cases.
+"""The recorded `@auth/core` 0.41.3 decodes in tests/data/vectors/vectors.json, as test cases.
 
 Each case is (token, salt, secrets, recorded): what `@auth/core/jwt` `decode` returned for
 that token with those secrets and that salt, or None where it threw. test_tokens_v5.py
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
-RECORDED: dict[str, Any] = json.loads((SHARED / "vectors" / "vectors.json").read_text())
+RECORDED: dict[str, Any] = json.loads((DATA / "vectors" / "vectors.json").read_text())
 SESSION_COOKIE = "authjs.session-token"
 
 

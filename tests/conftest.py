@@ -31,9 +31,8 @@ from authsvc.users.repository import UserRecord
 SECRET = "test-secret-do-not-use-in-production-0123456789"
 OTHER_SECRET = "a-completely-different-secret-9876543210"
 BASE = "http://localhost:3000"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.is_dir():  # CI lays shared/ beside the clone; a checkout may sit elsewhere
-    SHARED = Path(os.environ.get("AUTHSVC_SHARED", "../shared")).resolve()
+# Recorded vectors, transcripts and corpora (tests/data/README.md says where each came from).
+DATA = Path(__file__).resolve().parent / "data"
 PG_ADMIN_DSN = os.environ.get("AUTHSVC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -49,7 +48,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def vectors() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SHARED / "vectors" / "vectors.json").read_text())
+    data: dict[str, Any] = json.loads((DATA / "vectors" / "vectors.json").read_text())
     return data
 
 

@@ -24,14 +24,14 @@ from authsvc.oauth_checks import (
 )
 from authsvc.providers.oauth import Check
 from authsvc.tokens import CLOCK_TOLERANCE, TokenCodec
-from tests.conftest import OTHER_SECRET, SECRET, SHARED
+from tests.conftest import OTHER_SECRET, SECRET, DATA
 
 NOW = 1_795_833_995.0
 POLICY = CookiePolicy(secure=False)
 SECURE_POLICY = CookiePolicy(secure=True)
 ALL: frozenset[Check] = frozenset({"state", "pkce", "nonce"})
 STATE_ONLY: frozenset[Check] = frozenset({"state"})
-TRANSCRIPT: dict[str, Any] = json.loads((SHARED / "vectors" / "transcript.json").read_text())
+TRANSCRIPT: dict[str, Any] = json.loads((DATA / "vectors" / "transcript.json").read_text())
 
 
 def jar(set_cookies: list[str]) -> dict[str, str]:

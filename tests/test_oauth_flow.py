@@ -39,7 +39,7 @@ from authsvc.tokens import TokenCodec
 from authsvc.users.models import Account, User
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import SqlAlchemyUserRepository, UserRecord
-from tests.conftest import BASE, OTHER_SECRET, SECRET, SHARED, make_settings
+from tests.conftest import BASE, OTHER_SECRET, SECRET, DATA, make_settings
 from tests.hostile_idp import (
     FAST_FAULTS,
     Fault,
@@ -90,8 +90,8 @@ def other_idp(other_server: HostileIdP) -> Iterator[HostileIdP]:
 
 @pytest.fixture(scope="module")
 def transcript() -> dict[str, Any]:
-    """The recorded next-auth run against a mock provider (shared/vectors)."""
-    data: dict[str, Any] = json.loads((SHARED / "vectors" / "transcript.json").read_text())
+    """The recorded next-auth run against a mock provider (tests/data/vectors)."""
+    data: dict[str, Any] = json.loads((DATA / "vectors" / "transcript.json").read_text())
     return data
 
 

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from authsvc.app import create_app
 from authsvc.redirects import default_redirect
-from tests.conftest import BASE, SHARED, make_settings
+from tests.conftest import BASE, DATA, make_settings
 
 HOST = "localhost:3000"
 
 
 def corpus() -> list[str]:
-    lines = (SHARED / "data" / "openredirects.txt").read_text().splitlines()
+    lines = (DATA / "openredirects.txt").read_text().splitlines()
     targets = set()
     for line in lines:
         if not line.strip():

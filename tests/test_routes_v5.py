@@ -25,14 +25,14 @@ from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord
-from tests.conftest import BASE, OTHER_SECRET, SECRET, SHARED, add_user, app_client, make_settings
+from tests.conftest import BASE, OTHER_SECRET, SECRET, DATA, add_user, app_client, make_settings
 
 SESSION = "authjs.session-token"
 CSRF = "authjs.csrf-token"
 CALLBACK = "authjs.callback-url"
 PASSWORD = "correct-horse"  # the transcript's password
 CODEC = AuthjsTokenCodec([SECRET], salt=SESSION)
-TRANSCRIPT: dict[str, Any] = json.loads((SHARED / "vectors" / "v5-transcript.json").read_text())
+TRANSCRIPT: dict[str, Any] = json.loads((DATA / "vectors" / "v5-transcript.json").read_text())
 STEPS = {step["title"]: step for step in TRANSCRIPT["steps"]}
 SESSION_STEP = "GET session with cookie"
 # The CSRF cookie the transcript's requests carry (hashed with SECRET).

@@ -1,4 +1,4 @@
-"""The security requirements (../shared/security-requirements.md) that no other module proves.
+"""The security requirements (docs/security.md, R1-R37) that no other module proves.
 
 docs/security.md maps each of R1-R37 to its tests; most live beside the code they test
 (test_tokens, test_cookies, test_routes_verify, ...). This module holds the rest: the

@@ -1,4 +1,4 @@
-"""The recorded next-auth vectors (shared/vectors/vectors.json) against authsvc's codec.
+"""The recorded next-auth vectors (tests/data/vectors/vectors.json) against authsvc's codec.
 
 Tokens are decoded at the vectors' own clock (`generated_at_epoch`), so the results do
 not depend on when the suite runs.
@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from authsvc.cookies import CookiePolicy, read_session_token, session_cookie_headers
 from authsvc.tokens import TokenCodec, derive_key
-from tests.conftest import SECRET, SHARED
+from tests.conftest import SECRET, DATA
 
 Vector = dict[str, Any]
 Vectors = dict[str, Vector]
 
-_RECORDED: dict[str, Any] = json.loads((SHARED / "vectors" / "vectors.json").read_text())
+_RECORDED: dict[str, Any] = json.loads((DATA / "vectors" / "vectors.json").read_text())
 # Every v4 vector with a recorded outcome, except the one authsvc deliberately rejects.
 V4_DECODE_CASES = [
     entry["name"]
