@@ -24,7 +24,7 @@ from authsvc.oauth_checks import (
 )
 from authsvc.providers.oauth import Check
 from authsvc.tokens import CLOCK_TOLERANCE, TokenCodec
-from tests.conftest import OTHER_SECRET, SECRET, DATA
+from tests.conftest import DATA, OTHER_SECRET, SECRET
 
 NOW = 1_795_833_995.0
 POLICY = CookiePolicy(secure=False)

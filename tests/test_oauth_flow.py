@@ -39,7 +39,7 @@ from authsvc.tokens import TokenCodec
 from authsvc.users.models import Account, User
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import SqlAlchemyUserRepository, UserRecord
-from tests.conftest import BASE, OTHER_SECRET, SECRET, DATA, make_settings
+from tests.conftest import BASE, DATA, OTHER_SECRET, SECRET, make_settings
 from tests.hostile_idp import (
     FAST_FAULTS,
     Fault,

@@ -25,7 +25,7 @@ from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord
-from tests.conftest import BASE, OTHER_SECRET, SECRET, DATA, add_user, app_client, make_settings
+from tests.conftest import BASE, DATA, OTHER_SECRET, SECRET, add_user, app_client, make_settings
 
 SESSION = "authjs.session-token"
 CSRF = "authjs.csrf-token"

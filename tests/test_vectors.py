@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from authsvc.cookies import CookiePolicy, read_session_token, session_cookie_headers
 from authsvc.tokens import TokenCodec, derive_key
-from tests.conftest import SECRET, DATA
+from tests.conftest import DATA, SECRET
 
 Vector = dict[str, Any]
 Vectors = dict[str, Vector]
