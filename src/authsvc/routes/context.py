@@ -22,6 +22,10 @@ from authsvc.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 100
+# next-auth's bodies are flat; `data` for update() may nest a little. Deeper is refused
+# before anything walks it (json.loads itself gives up near 1000 with RecursionError).
+MAX_JSON_DEPTH = 32
+TOO_DEEP = "request body is nested too deeply"
 
 
 class BadRequestError(Exception):
@@ -92,8 +96,12 @@ async def read_body(request: Request) -> dict[str, Any]:
     if content_type == "application/json":
         try:
             parsed = json.loads(text)
+        except RecursionError:
+            raise BadRequestError(400, TOO_DEEP) from None
         except ValueError:
             raise BadRequestError(400, "request body is not valid JSON") from None
+        if _nested_deeper_than(parsed, MAX_JSON_DEPTH):
+            raise BadRequestError(400, TOO_DEEP)
         if not isinstance(parsed, dict):
             raise BadRequestError(400, "request body must be a JSON object")
         if not _encodable(parsed):
@@ -109,6 +117,19 @@ async def read_body(request: Request) -> dict[str, Any]:
             form.setdefault(key, value)
         return form
     raise BadRequestError(415, "send application/x-www-form-urlencoded or application/json")
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (iterative: no recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _encodable(value: Any) -> bool:
