@@ -1,4 +1,4 @@
-"""Faults: a stopped or slow database under the session path, and oversized requests.
+"""Faults: a stopped, slow or far-away database under the session path, and oversized requests.
 
 A token without `role` (minted before roles existed) makes the jwt callback look the
 user up once. When PostgreSQL is stopped (its database refuses connections and its
@@ -7,6 +7,12 @@ another transaction), `/api/auth/verify` must fail closed (401, never 200) withi
 well under a proxy's 200 ms deadline (AUTHSVC_SESSION_LOOKUP_TIMEOUT, 0.1 s; the tests
 allow 0.5 s, a fault bound rather than a performance target), `/api/auth/session` must
 answer the session without a role, and both must recover without a restart.
+
+A far-away database is a TCP proxy in front of PostgreSQL that holds every packet for 2 s
+(tests/delay_proxy.py): a hostile run found each lookup then took 2.1 s instead of its
+0.1 s deadline and each timed-out lookup opened a new connection. Every lookup, connection
+establishment included, must answer within the bound, the connections stay within the
+pool, and the service recovers by itself once the network is fast again.
 
 Oversized requests go to a real `authsvc serve` (uvicorn and its HTTP parser), over raw
 sockets so that nothing between the test and the server hides what the server does.
@@ -34,6 +40,7 @@ from authsvc.migrations import upgrade
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from tests.conftest import BASE, PG_ADMIN_DSN, SECRET, make_settings
+from tests.delay_proxy import DelayProxy
 from tests.processes import Authsvc, run_authsvc
 from tests.test_health import set_reachable
 
@@ -79,9 +86,9 @@ async def client(outage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def roleless_cookie(user_id: str) -> dict[str, str]:
+def roleless_cookie(user_id: str, email: str = EMAIL) -> dict[str, str]:
     """A session minted before roles existed: no `role`, so the callback looks it up."""
-    claims = {"sub": user_id, "id": user_id, "email": EMAIL, "name": "Legacy"}
+    claims = {"sub": user_id, "id": user_id, "email": email, "name": "Legacy"}
     return {"cookie": f"{SESSION}={CODEC.encode(claims, 3600)}"}
 
 
@@ -219,6 +226,139 @@ async def test_every_answer_during_an_outage_is_below_500(
         for _ in range(3)
     ]
     assert max(statuses) < 500
+
+
+# --- a far-away database: every packet delayed ---------------------------------------------
+
+SLOW_PACKETS = 2.0  # seconds the proxy holds each packet
+POOL_SIZE = 5
+RECOVERY_BOUND = 15.0  # seconds until lookups succeed again once the network is fast
+
+
+@pytest.fixture
+async def far_database(
+    faulty_database: tuple[str, str, str],
+) -> AsyncIterator[tuple[DelayProxy, str]]:
+    """A proxy, not yet slow, in front of this module's PostgreSQL database; and its URL."""
+    name = faulty_database[0]
+    host, port = PG_ADMIN_DSN.split("@", 1)[1].split("/", 1)[0].split(":")
+    proxy = DelayProxy(host, int(port))
+    proxy_port = await proxy.start()
+    user = PG_ADMIN_DSN.split("://", 1)[1].split("@", 1)[0]
+    yield proxy, f"postgresql+asyncpg://{user}@127.0.0.1:{proxy_port}/{name}"
+    await proxy.close()
+
+
+@asynccontextmanager
+async def far_client(url: str, **settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(make_settings(database_url=url, database_pool_size=POOL_SIZE, **settings))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        yield app, http
+    await app.state.database.dispose()
+
+
+async def verify_many(http: httpx.AsyncClient, count: int) -> list[tuple[int, float]]:
+    """`count` concurrent /verify checks, each for another user without a role."""
+
+    async def one(index: int) -> tuple[int, float]:
+        cookie = roleless_cookie(f"user{index}", f"user{index}@example.com")
+        response, elapsed = await timed(http.get("/api/auth/verify", headers=cookie))
+        return response.status_code, elapsed
+
+    return list(await asyncio.gather(*(one(index) for index in range(count))))
+
+
+async def test_a_lookup_over_a_slow_network_answers_within_its_deadline(
+    far_database: tuple[DelayProxy, str], faulty_database: tuple[str, str, str]
+) -> None:
+    proxy, url = far_database
+    async with far_client(url) as (_, http):
+        warm = await http.get("/api/auth/verify", headers=roleless_cookie(faulty_database[2]))
+        proxy.delay = SLOW_PACKETS
+        answers = [
+            await timed(http.get("/api/auth/verify", headers=roleless_cookie(faulty_database[2])))
+            for _ in range(2)
+        ]
+    assert warm.status_code == 200
+    assert [response.status_code for response, _ in answers] == [401, 401]
+    assert max(elapsed for _, elapsed in answers) < FAULT_BOUND
+
+
+async def test_a_lookup_that_must_connect_over_a_slow_network_answers_within_its_deadline(
+    far_database: tuple[DelayProxy, str], faulty_database: tuple[str, str, str]
+) -> None:
+    proxy, url = far_database
+    proxy.delay = SLOW_PACKETS
+    async with far_client(url) as (_, http):
+        response, elapsed = await timed(
+            http.get("/api/auth/verify", headers=roleless_cookie(faulty_database[2]))
+        )
+    assert (response.status_code, elapsed < FAULT_BOUND) == (401, True)
+
+
+async def test_sixty_concurrent_lookups_over_a_slow_network_all_answer_within_the_deadline(
+    far_database: tuple[DelayProxy, str],
+) -> None:
+    proxy, url = far_database
+    async with far_client(url) as (_, http):
+        await verify_many(http, 1)
+        proxy.delay = SLOW_PACKETS
+        answers = await verify_many(http, 60)
+    assert {status for status, _ in answers} == {401}
+    assert max(elapsed for _, elapsed in answers) < FAULT_BOUND
+
+
+async def test_a_slow_network_gets_no_more_connections_than_the_pool_holds(
+    far_database: tuple[DelayProxy, str],
+) -> None:
+    proxy, url = far_database
+    async with far_client(url) as (_, http):
+        await verify_many(http, 1)
+        proxy.delay = SLOW_PACKETS
+        for _ in range(5):  # 300 lookups over about a second
+            await verify_many(http, 60)
+            await asyncio.sleep(0.2)
+        opened, most_open = proxy.accepted, proxy.most_open
+    assert opened <= POOL_SIZE
+    assert most_open <= POOL_SIZE
+
+
+async def test_revocation_lookups_over_a_slow_network_answer_within_the_deadline_and_pool(
+    far_database: tuple[DelayProxy, str],
+) -> None:
+    proxy, url = far_database
+    async with far_client(url, revocation=True) as (_, http):
+        proxy.delay = SLOW_PACKETS
+
+        async def one(index: int) -> tuple[httpx.Response, float]:
+            claims = {"sub": f"u{index}", "id": f"u{index}", "role": "STAFF", "authTime": 1}
+            cookie = {"cookie": f"{SESSION}={CODEC.encode(claims, 3600)}"}
+            return await timed(http.get("/api/auth/verify", headers=cookie))
+
+        answers = await asyncio.gather(*(one(index) for index in range(60)))
+    assert {response.status_code for response, _ in answers} == {401}
+    assert max(elapsed for _, elapsed in answers) < FAULT_BOUND
+    assert proxy.most_open <= POOL_SIZE
+
+
+async def test_lookups_recover_by_themselves_once_the_network_is_fast_again(
+    far_database: tuple[DelayProxy, str], faulty_database: tuple[str, str, str]
+) -> None:
+    proxy, url = far_database
+    cookie = roleless_cookie(faulty_database[2])
+    async with far_client(url) as (_, http):
+        proxy.delay = SLOW_PACKETS
+        for _ in range(3):
+            await verify_many(http, 60)
+        during = await http.get("/api/auth/verify", headers=cookie)
+        proxy.delay = 0
+        deadline = time.monotonic() + RECOVERY_BOUND
+        after = await http.get("/api/auth/verify", headers=cookie)
+        while after.status_code != 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            after = await http.get("/api/auth/verify", headers=cookie)
+    assert (during.status_code, after.status_code) == (401, 200)
 
 
 # --- oversized requests against a real `authsvc serve` ----------------------------------------

@@ -13,6 +13,7 @@ from authsvc.callbacks import DefaultJwtCallback, DefaultSessionCallback
 from authsvc.db import Database
 from authsvc.errors import install_error_handlers
 from authsvc.hotpath import AuthService
+from authsvc.lookups import BoundedLookups
 from authsvc.metrics import Metrics, ObservabilityMiddleware
 from authsvc.openapi import install_openapi
 from authsvc.outbound import make_client
@@ -37,7 +38,17 @@ def create_app(
 ) -> AuthService:
     """Build the service. Settings come from the environment unless given."""
     settings = (settings or load_settings()).check()
-    database = Database(settings.database_url, timeout=settings.database_timeout)
+    database = Database(
+        settings.database_url,
+        timeout=settings.database_timeout,
+        pool_size=settings.database_pool_size,
+    )
+    # The session path's lookups share one budget: at most a pool's worth at once.
+    lookups = BoundedLookups(
+        timeout=settings.session_lookup_timeout,
+        slots=settings.database_pool_size,
+        background_limit=settings.database_timeout * 2,
+    )
 
     http = make_client(settings.oauth_timeout)
     throttle = SignInThrottle.from_settings(settings)
@@ -64,13 +75,17 @@ def create_app(
     app.state.hasher = hasher or PasswordHasher()
     app.state.throttle = throttle
     app.state.jwt_callback = DefaultJwtCallback(
-        app.state.users, timeout=settings.session_lookup_timeout, role_max_age=settings.role_max_age
+        app.state.users,
+        timeout=settings.session_lookup_timeout,
+        role_max_age=settings.role_max_age,
+        lookups=lookups,
     )
     app.state.revocation = (
         RevocationCheck(
             app.state.users,
             ttl=settings.revocation_cache_ttl,
             timeout=settings.session_lookup_timeout,
+            lookups=lookups,
         )
         if settings.revocation
         else None

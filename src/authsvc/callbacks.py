@@ -7,7 +7,6 @@ FastAPI dependencies `get_jwt_callback` / `get_session_callback` (see `authsvc.d
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -15,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from authsvc.db import DATABASE_ERRORS
+from authsvc.lookups import BoundedLookups
 from authsvc.tokens import Claims
 from authsvc.users.repository import UserRecord, UserRepository
 
@@ -127,10 +126,18 @@ class DefaultJwtCallback:
     """
 
     def __init__(
-        self, users: UserRepository, *, timeout: float = 2.0, role_max_age: int = 0
+        self,
+        users: UserRepository,
+        *,
+        timeout: float = 2.0,
+        role_max_age: int = 0,
+        lookups: BoundedLookups | None = None,
     ) -> None:
         self._users = users
-        self._timeout = timeout
+        # Each lookup answers within `timeout`; see lookups.py for why it is not cancelled.
+        self._lookups = lookups or BoundedLookups(
+            timeout=timeout, slots=10, background_limit=max(timeout, 10.0)
+        )
         self._role_max_age = role_max_age
         # user id -> (when read, the user or None); bounded like the token cache.
         self._fresh: OrderedDict[str, tuple[float, UserRecord | None]] = OrderedDict()
@@ -143,14 +150,13 @@ class DefaultJwtCallback:
                 token[ROLE_CHECKED_AT] = int(time.time())
             return token
         if params.trigger == "update":
-            user_id = token.get("id") or token.get("sub")
-            user = await self._lookup(self._users.get_by_id, user_id)
+            user = await self._lookup("id", token.get("id") or token.get("sub"))
             if user is not None:
                 token["name"] = user.name
                 token.update(claims_from_user(user))
             return token
         if "role" not in token:
-            user = await self._lookup(self._users.get_by_email, token.get("email"))
+            user = await self._lookup("email", token.get("email"))
             if user is not None:
                 token.update(claims_from_user(user))
         elif self._role_max_age:
@@ -171,26 +177,35 @@ class DefaultJwtCallback:
             user = cached[1]
         else:
             try:
-                user = await asyncio.wait_for(self._users.get_by_id(user_id), self._timeout)
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                user = await self._lookups.run(
+                    ("fresh", user_id), lambda: self._read_fresh(user_id)
+                )
+            except DATABASE_ERRORS as exc:
                 log.warning("role refresh failed, keeping the token's role: %s", type(exc).__name__)
                 return
-            self._fresh[user_id] = (now, user)
-            self._fresh.move_to_end(user_id)
-            while len(self._fresh) > FRESHNESS_CACHE_SIZE:
-                self._fresh.popitem(last=False)
         if user is None:
             token.pop("role", None)  # the account is gone: no role, so no access
             return
         token.update(claims_from_user(user))
         token[ROLE_CHECKED_AT] = int(now)
 
-    async def _lookup(self, find: Any, key: object) -> UserRecord | None:
+    async def _read_fresh(self, user_id: str) -> UserRecord | None:
+        """Read the user and remember it, even when the request gave up waiting."""
+        read_at = time.time()
+        user = await self._users.get_by_id(user_id)
+        self._fresh[user_id] = (read_at, user)
+        self._fresh.move_to_end(user_id)
+        while len(self._fresh) > FRESHNESS_CACHE_SIZE:
+            self._fresh.popitem(last=False)
+        return user
+
+    async def _lookup(self, by: Literal["id", "email"], key: object) -> UserRecord | None:
         if not isinstance(key, str) or not key:
             return None
+        find = self._users.get_by_id if by == "id" else self._users.get_by_email
         try:
-            user: UserRecord | None = await asyncio.wait_for(find(key), self._timeout)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            user: UserRecord | None = await self._lookups.run((by, key), lambda: find(key))
+        except DATABASE_ERRORS as exc:
             # Fail closed on the role: the session stays, without one, and the next
             # request tries again.
             log.warning("user lookup failed: %s", type(exc).__name__)

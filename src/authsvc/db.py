@@ -5,22 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     async_sessionmaker,
     create_async_engine,
 )
 
+# What a database call raises when the database is away or slow: SQLAlchemy's errors, a
+# refused or reset connection, and a connect or statement timeout.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, TimeoutError)
+
 
 class Database:
-    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 2.0, pool_size: int = 10) -> None:
         self.url = url
         # Bounded waits: a stopped or slow database is an error within `timeout`, not a hang.
         connect_args: dict[str, Any] = {"timeout": timeout}
+        options: dict[str, Any] = {}
         if not url.startswith("sqlite"):
             connect_args["command_timeout"] = timeout
+            # A fixed number of connections per process (no overflow), and a bounded wait
+            # for one: a slow database never gets more connections than this.
+            options = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": timeout}
+        self.pool_size = pool_size
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_pre_ping=True, connect_args=connect_args
+            url, pool_pre_ping=True, connect_args=connect_args, **options
         )
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -7,18 +7,20 @@ still exists and whether their sessions were revoked after this one began (the t
 without it use `iat`). The answer is cached per user for `ttl` seconds, so the hot path
 stays a dictionary lookup; a revocation therefore takes effect within `ttl` on every
 replica (at once in the process that made it). A database that does not answer within
-`timeout` fails closed: the session is refused, not waved through.
+`timeout` fails closed: the session is refused, not waved through. Lookups go through
+`BoundedLookups` (one per user in flight, a bounded number at once, never cancelled
+midway: see lookups.py), so an expiring entry under load sends one query, not one per
+request, and a slow database gets no connection storm.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
 
-from sqlalchemy.exc import SQLAlchemyError
-
+from authsvc.db import DATABASE_ERRORS
+from authsvc.lookups import BoundedLookups
 from authsvc.tokens import Claims
 from authsvc.users.repository import UserRepository
 
@@ -50,15 +52,23 @@ def authenticated_at(claims: Claims) -> float | None:
 
 
 class RevocationCheck:
-    def __init__(self, users: UserRepository, *, ttl: float, timeout: float) -> None:
+    def __init__(
+        self,
+        users: UserRepository,
+        *,
+        ttl: float,
+        timeout: float,
+        lookups: BoundedLookups | None = None,
+    ) -> None:
         self._users = users
         self._ttl = ttl
-        self._timeout = timeout
+        self._lookups = lookups or BoundedLookups(
+            timeout=timeout, slots=10, background_limit=max(timeout, 10.0)
+        )
         # user id -> (when read, whether the user exists, sessions valid after (ms))
         self._cache: OrderedDict[str, tuple[float, bool, int | None]] = OrderedDict()
-        # One lookup per user in flight: when an entry expires under load, the requests
-        # for that user wait for the one query instead of each sending their own.
-        self._inflight: dict[str, asyncio.Task[tuple[bool, int | None] | None]] = {}
+        # Bumped by every revoke(): a read that began before it must not cache its answer.
+        self._revocations = 0
 
     async def allows(self, claims: Claims) -> bool:
         user_id = claims.get("id") or claims.get("sub")
@@ -74,6 +84,7 @@ class RevocationCheck:
     async def revoke(self, user_id: str) -> bool:
         """End every session of this user that began before now."""
         revoked = await self._users.revoke_sessions(user_id, revocation_time())
+        self._revocations += 1
         self._cache.pop(user_id, None)
         return revoked
 
@@ -81,21 +92,20 @@ class RevocationCheck:
         cached = self._cache.get(user_id)
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1], cached[2]
-        lookup = self._inflight.get(user_id)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._lookup(user_id))
-            self._inflight[user_id] = lookup
-            lookup.add_done_callback(lambda _: self._inflight.pop(user_id, None))
-        return await asyncio.shield(lookup)
-
-    async def _lookup(self, user_id: str) -> tuple[bool, int | None] | None:
-        now = time.monotonic()
         try:
-            user = await asyncio.wait_for(self._users.get_by_id(user_id), self._timeout)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            return await self._lookups.run(("revocation", user_id), lambda: self._read(user_id))
+        except DATABASE_ERRORS as exc:
             log.warning("revocation lookup failed, refusing the session: %s", type(exc).__name__)
             return None
+
+    async def _read(self, user_id: str) -> tuple[bool, int | None]:
+        """Read the user's state and cache it, even when the request gave up waiting."""
+        now = time.monotonic()
+        revocations = self._revocations
+        user = await self._users.get_by_id(user_id)
         state = (user is not None, user.sessions_valid_after if user else None)
+        if revocations != self._revocations:
+            return state
         self._cache[user_id] = (now, *state)
         self._cache.move_to_end(user_id)
         while len(self._cache) > CACHE_SIZE:

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
 
     # Bound on waiting for the database in the session path (missing-role lookup), seconds.
     database_timeout: float = Field(default=2.0, gt=0, validation_alias="AUTHSVC_DB_TIMEOUT")
+    # Database connections per process (PostgreSQL): replicas x workers x this must fit
+    # the server's max_connections.
+    database_pool_size: int = Field(
+        default=10, ge=1, le=500, validation_alias="AUTHSVC_DB_POOL_SIZE"
+    )
     # Bound on each user lookup the jwt callback makes on a session request (a token without
     # a role, update(), role freshness): well under a proxy's 200 ms deadline, seconds.
     session_lookup_timeout: float = Field(

@@ -1,0 +1,89 @@
+"""`BoundedLookups`: deadlines without cancelling, one flight per key, a bounded number."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from authsvc.lookups import BoundedLookups, LookupsBusyError
+
+
+def lookups(slots: int = 2) -> BoundedLookups:
+    return BoundedLookups(timeout=0.05, slots=slots, background_limit=5)
+
+
+async def test_a_read_within_the_deadline_gives_its_result() -> None:
+    async def read() -> str:
+        return "ok"
+
+    assert await lookups().run("k", read) == "ok"
+
+
+async def test_a_read_error_reaches_the_caller() -> None:
+    async def read() -> str:
+        raise OSError("refused")
+
+    with pytest.raises(OSError, match="refused"):
+        await lookups().run("k", read)
+
+
+async def test_a_late_read_times_out_for_the_caller_but_finishes_in_the_background() -> None:
+    finished = asyncio.Event()
+
+    async def read() -> str:
+        await asyncio.sleep(0.2)
+        finished.set()
+        return "late"
+
+    reads = lookups()
+    with pytest.raises(TimeoutError):
+        await reads.run("k", read)
+    await asyncio.wait_for(finished.wait(), 2)
+    assert reads.running == 0
+
+
+async def test_concurrent_reads_of_one_key_share_one_flight() -> None:
+    calls = 0
+
+    async def read() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    reads = lookups()
+    results = await asyncio.gather(*(reads.run("k", read) for _ in range(20)))
+    assert (calls, set(results)) == (1, {1})
+
+
+async def test_past_the_slots_a_caller_is_refused_at_once_without_reading() -> None:
+    started: list[str] = []
+
+    def slow(key: str) -> Callable[[], Awaitable[None]]:
+        async def read() -> None:
+            started.append(key)
+            await asyncio.sleep(0.3)
+
+        return read
+
+    reads = lookups(slots=2)
+    first = [asyncio.ensure_future(reads.run(key, slow(key))) for key in ("a", "b")]
+    await asyncio.sleep(0)
+    with pytest.raises(LookupsBusyError):
+        await reads.run("c", slow("c"))
+    await asyncio.gather(*first, return_exceptions=True)
+    assert started == ["a", "b"]
+
+
+async def test_a_read_that_hangs_is_ended_by_the_background_limit() -> None:
+    reads = BoundedLookups(timeout=0.01, slots=1, background_limit=0.1)
+
+    async def hang() -> None:
+        await asyncio.sleep(60)
+
+    with pytest.raises(TimeoutError):
+        await reads.run("k", hang)
+    await asyncio.sleep(0.2)
+    assert reads.running == 0
