@@ -823,6 +823,39 @@ async def test_a_provider_fault_ends_in_an_error_page_within_a_bounded_time(
     assert await service.count(User) == 0
 
 
+# A hostile run found a token endpoint trickling a byte every 2 s held the callback 15 s:
+# the timeout applied per read, and per call of the flow. It is one deadline for the whole
+# provider exchange of a request.
+DEADLINE_SLACK = 0.5
+
+
+@pytest.mark.parametrize(
+    ("provider", "endpoint"),
+    [("oidc", "token"), ("github", "github_user"), ("github", "github_emails")],
+)
+async def test_a_trickling_provider_holds_the_callback_no_longer_than_the_oauth_timeout(
+    service: Service, provider: str, endpoint: str
+) -> None:
+    service.idp.faults[endpoint] = Fault.TRICKLE
+    browser = Browser(service)
+    callback = await browser.arrive(provider)
+    started = time.monotonic()
+    response = await browser.get(callback)
+    elapsed = time.monotonic() - started
+    assert_refused(response)
+    assert elapsed < OAUTH_TIMEOUT + DEADLINE_SLACK
+
+
+async def test_a_trickling_discovery_holds_the_sign_in_start_no_longer_than_the_oauth_timeout(
+    service: Service,
+) -> None:
+    service.idp.faults["discovery"] = Fault.TRICKLE
+    started = time.monotonic()
+    response = await Browser(service).click_sign_in("oidc")
+    assert response.headers["location"] == f"{BASE}/api/auth/error?error=OAuthSignin"
+    assert time.monotonic() - started < OAUTH_TIMEOUT + DEADLINE_SLACK
+
+
 @pytest.mark.parametrize("fault", [*FAST_FAULTS, Fault.SLOW, Fault.TRICKLE], ids=str)
 async def test_discovery_failing_on_sign_in_start_is_an_oauth_signin_error(
     service: Service, fault: Fault

@@ -209,7 +209,8 @@ class Settings(BaseSettings):
     link_accounts_by_email: bool = Field(
         default=False, validation_alias="AUTHSVC_LINK_ACCOUNTS_BY_EMAIL"
     )
-    # Bounds on every request to a provider (token, userinfo, discovery, JWKS).
+    # Bound on the whole exchange with a provider in one request (discovery, token,
+    # userinfo, JWKS together), and so on each of its calls.
     oauth_timeout: float = Field(default=5.0, gt=0, le=30, validation_alias="AUTHSVC_OAUTH_TIMEOUT")
 
     @field_validator("previous_secrets", mode="before")

@@ -42,7 +42,9 @@ def _flow(request: Request, ctx: AuthContext, provider_id: str) -> FlowContext:
         policy=ctx.policy,
         secrets=settings.all_secrets,
         redirect_uri=f"{ctx.base}/callback/{provider_id}",
-        deadline=settings.oauth_timeout * 3,
+        # One deadline for the whole exchange with the provider in this request (discovery,
+        # token, user info, keys), not per call: a trickling provider cannot stack them.
+        deadline=settings.oauth_timeout,
         now=time.time(),
     )
 
