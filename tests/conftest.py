@@ -31,6 +31,9 @@ from authsvc.users.repository import UserRecord
 SECRET = "test-secret-do-not-use-in-production-0123456789"
 OTHER_SECRET = "a-completely-different-secret-9876543210"
 BASE = "http://localhost:3000"
+# RFC 6265 §6.1: browsers need keep no more than 4096 bytes per cookie, name and attributes
+# included; a longer Set-Cookie may be dropped without a word, and the session with it.
+MAX_SET_COOKIE_BYTES = 4096
 # Recorded vectors, transcripts and corpora (tests/data/README.md says where each came from).
 DATA = Path(__file__).resolve().parent / "data"
 PG_ADMIN_DSN = os.environ.get("AUTHSVC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -108,10 +111,24 @@ async def app(settings: Settings, hasher: PasswordHasher) -> AsyncIterator[FastA
     await database.dispose()
 
 
+async def _set_cookies_fit_a_browser(response: httpx.Response) -> None:
+    for line in response.headers.get_list("set-cookie"):
+        size = len(line.encode())
+        assert size <= MAX_SET_COOKIE_BYTES, f"a browser may drop this {size}-byte Set-Cookie"
+
+
+def asgi_client(app: FastAPI, base_url: str = BASE) -> httpx.AsyncClient:
+    """A client of `app` in-process; every Set-Cookie it receives must fit in a browser."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=base_url,
+        event_hooks={"response": [_set_cookies_fit_a_browser]},
+    )
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+    async with asgi_client(app) as http:
         yield http
 
 
@@ -143,8 +160,7 @@ async def app_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client for a second app, built from other settings than the `app` fixture's."""
     application = create_app(settings, hasher=hasher)
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+    async with asgi_client(application, base_url) as http:
         yield http
     await application.state.database.dispose()
 

@@ -7,8 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from authsvc.cookies import (
-    AUTHJS_CHUNK_SIZE,
-    CHUNK_SIZE,
     MAX_CHUNKS,
     CookiePolicy,
     encode_value,
@@ -16,11 +14,16 @@ from authsvc.cookies import (
     read_session_token,
     session_cookie_headers,
 )
+from tests.conftest import MAX_SET_COOKIE_BYTES
 
 PLAIN = CookiePolicy(secure=False)
 SECURE = CookiePolicy(secure=True)
 EXPIRES = 1798425995  # Mon, 28 Dec 2026 02:46:35 GMT
 NAME = PLAIN.session_token
+# The libraries' chunk sizes, restated rather than imported so a change in the source fails
+# here: next-auth v4 and Auth.js v5 reserve 163 and 160 of 4096 bytes for attributes.
+CHUNK_SIZE = 3933
+AUTHJS_CHUNK_SIZE = 3936
 
 
 def test_http_names_are_next_auths_defaults() -> None:
@@ -99,6 +102,27 @@ def test_long_token_is_split_into_numbered_chunks_under_4096_bytes() -> None:
     names = [h.split("=", 1)[0] for h in headers]
     assert names == [f"{SECURE.session_token}.{i}" for i in range(3)]
     assert all(len(h.encode()) <= 4096 for h in headers)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        PLAIN,
+        SECURE,
+        CookiePolicy(secure=True, domain="shop.example.com"),
+        CookiePolicy.authjs(secure=False),
+        CookiePolicy.authjs(secure=True),
+        CookiePolicy.authjs(secure=True, domain="shop.example.com"),
+    ],
+    ids=["v4", "v4-secure", "v4-domain", "v5", "v5-secure", "v5-domain"],
+)
+@pytest.mark.parametrize("length", [100, 3933, 3936, 3937, 5000, 3 * 3936 + 1])
+def test_every_session_set_cookie_fits_in_4096_bytes_with_its_attributes(
+    policy: CookiePolicy, length: int
+) -> None:
+    stale = {f"{policy.session_token}.{i}": "old" for i in range(5)}
+    headers = session_cookie_headers(policy, stale, "t" * length, expires=EXPIRES)
+    assert max(len(h.encode()) for h in headers) <= MAX_SET_COOKIE_BYTES
 
 
 def test_writing_a_small_token_clears_every_stale_chunk() -> None:

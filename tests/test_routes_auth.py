@@ -16,19 +16,26 @@ from fastapi import FastAPI
 
 from authsvc.app import create_app
 from authsvc.callbacks import JwtParams, SessionParams
-from authsvc.cookies import CHUNK_SIZE
 from authsvc.deps import get_jwt_callback, get_session_callback
 from authsvc.settings import ConfigError
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord
-from tests.conftest import BASE, OTHER_SECRET, SECRET, StatementCounter, make_settings
+from tests.conftest import (
+    BASE,
+    MAX_SET_COOKIE_BYTES,
+    OTHER_SECRET,
+    SECRET,
+    StatementCounter,
+    make_settings,
+)
 
 SESSION = "next-auth.session-token"
 PASSWORD = "correct-horse-battery"
 NO_STORE = {"cache-control": "private, no-cache, no-store", "pragma": "no-cache", "expires": "0"}
 CODEC = TokenCodec([SECRET])
+CHUNK = 3933  # next-auth v4's SessionStore chunk size, restated here on purpose
 
 
 @pytest.fixture
@@ -214,17 +221,28 @@ async def test_bad_chunked_cookie_clears_every_chunk(client: httpx.AsyncClient) 
     assert [c.split("=")[0] for c in cleared] == [f"{SESSION}.{i}" for i in range(3)]
 
 
+async def big_jwt(params: JwtParams) -> dict[str, Any]:
+    return {**params.token, "blob": "x" * (CHUNK * 2)}
+
+
 async def test_large_session_is_chunked_and_read_back(
     app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
-    async def big_jwt(params: JwtParams) -> dict[str, Any]:
-        return {**params.token, "blob": "x" * (CHUNK_SIZE * 2)}
-
     app.dependency_overrides[get_jwt_callback] = lambda: big_jwt
     response = await sign_in(client)
     names = [c.split("=")[0] for c in set_cookies(response) if c.startswith(SESSION)]
     assert names == [f"{SESSION}.{i}" for i in range(3)]
     assert (await client.get("/api/auth/session")).json()["user"]["email"] == ana.email
+
+
+async def test_large_session_chunks_are_3933_characters_in_4096_byte_lines(
+    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+) -> None:
+    app.dependency_overrides[get_jwt_callback] = lambda: big_jwt
+    lines = [c for c in set_cookies(await sign_in(client)) if c.startswith(SESSION)]
+    values = [line.split(";")[0].split("=", 1)[1] for line in lines]
+    assert [len(value) for value in values[:2]] == [CHUNK, CHUNK]
+    assert all(len(line.encode()) <= MAX_SET_COOKIE_BYTES for line in lines)
 
 
 # --- credentials sign-in --------------------------------------------------------------

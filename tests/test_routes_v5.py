@@ -17,7 +17,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from authsvc.cookies import AUTHJS_CHUNK_SIZE
 from authsvc.csrf import csrf_state
 from authsvc.deps import get_sign_in_callback
 from authsvc.settings import Settings
@@ -25,7 +24,16 @@ from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord
-from tests.conftest import BASE, DATA, OTHER_SECRET, SECRET, add_user, app_client, make_settings
+from tests.conftest import (
+    BASE,
+    DATA,
+    MAX_SET_COOKIE_BYTES,
+    OTHER_SECRET,
+    SECRET,
+    add_user,
+    app_client,
+    make_settings,
+)
 
 SESSION = "authjs.session-token"
 CSRF = "authjs.csrf-token"
@@ -42,6 +50,7 @@ RECORDED_CSRF = next(
     if part.startswith(f"{CSRF}=")
 )
 CLEAR = f"{SESSION}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+CHUNK = 3936  # @auth/core's SessionStore chunk size, restated here on purpose
 
 
 @pytest.fixture
@@ -220,19 +229,31 @@ async def test_secure_session_cookie_salted_with_the_plain_name_is_refused(
 async def test_large_session_is_chunked_at_3936_characters(
     client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
-    large = token_for(ana, blob="x" * (AUTHJS_CHUNK_SIZE * 2))
+    large = token_for(ana, blob="x" * (CHUNK * 2))
     response = await client.get("/api/auth/session", headers=cookies(session_token=large))
 
     chunks = [c.split(";")[0].split("=", 1) for c in set_cookies(response)]
     sizes = [len(value) for name, value in chunks if name.startswith(f"{SESSION}.")]
-    assert sizes[:2] == [AUTHJS_CHUNK_SIZE, AUTHJS_CHUNK_SIZE] and len(sizes) == 3
+    assert sizes[:2] == [CHUNK, CHUNK] and len(sizes) == 3
+
+
+async def test_secure_chunked_session_cookies_fit_in_4096_bytes_each(
+    https_client: httpx.AsyncClient, ana: UserRecord
+) -> None:
+    name = f"__Secure-{SESSION}"
+    large = token_for(ana, AuthjsTokenCodec([SECRET], salt=name), blob="x" * (CHUNK * 2))
+    response = await https_client.get("/api/auth/session", headers={"cookie": f"{name}={large}"})
+
+    lines = [line for line in set_cookies(response) if line.startswith(f"{name}.")]
+    assert len(lines) == 3
+    assert all(len(line.encode()) <= MAX_SET_COOKIE_BYTES for line in lines)
 
 
 async def test_chunked_session_cookies_are_read_back(
     client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
-    token = token_for(ana, blob="y" * AUTHJS_CHUNK_SIZE)
-    parts = [token[i : i + AUTHJS_CHUNK_SIZE] for i in range(0, len(token), AUTHJS_CHUNK_SIZE)]
+    token = token_for(ana, blob="y" * CHUNK)
+    parts = [token[i : i + CHUNK] for i in range(0, len(token), CHUNK)]
     jar = {f"{SESSION}.{i}": part for i, part in enumerate(parts)}
 
     response = await client.get("/api/auth/session", headers=cookies(**jar))
