@@ -404,18 +404,61 @@ async def test_redis_shares_the_counts_between_two_app_instances(
     assert answers == [429, 429]
 
 
-async def test_the_redis_keys_hold_no_email_or_address(
-    redis_url: str, hasher: CountingHasher
+async def everything_stored(url: str) -> str:
+    """Every key of a Redis server with every value under it, as one text to search."""
+    store = redis.asyncio.Redis.from_url(url, decode_responses=True)
+    parts: list[object] = []
+    try:
+        async for key in store.scan_iter():
+            parts.append(key)
+            kind = await store.type(key)
+            if kind == "string":
+                parts.append(await store.get(key))
+            elif kind == "list":
+                parts += await store.lrange(key, 0, -1)
+            elif kind == "zset":
+                parts += await store.zrange(key, 0, -1)
+            elif kind == "set":
+                parts += await store.smembers(key)
+            elif kind == "hash":
+                parts += (await store.hgetall(key)).items()
+            else:
+                raise AssertionError(f"unexpected Redis type {kind!r} under {key!r}")
+    finally:
+        await store.aclose()
+    return "\n".join(map(str, parts))
+
+
+@pytest.mark.parametrize(
+    ("address", "in_clear"),
+    [
+        # Every form that names the client: the /64 counted, or the address itself.
+        ("2001:db8:3f2a:91c4::1", ["2001:db8:3f2a:91c4", "2001:0db8:3f2a:91c4"]),
+        ("203.0.113.57", ["203.0.113.57"]),
+        ("::ffff:198.51.100.23", ["198.51.100.23"]),
+    ],
+    ids=["ipv6", "ipv4", "ipv4-mapped"],
+)
+async def test_nothing_the_throttle_writes_to_redis_holds_the_email_or_the_address(
+    own_redis: OwnRedis, hasher: CountingHasher, address: str, in_clear: list[str]
 ) -> None:
-    app = build_app(hasher, rate_limit_storage=redis_url, rate_limit_account="7/hour")
-    email, address = unique_email(), unique_address()
+    """R29: a dump of the store, keys and values, names neither the account nor the client.
+
+    The needles hold `-`, `.` or `:`, which a hex digest never does, so no hash can contain
+    one by chance.
+    """
+    await wait_for_redis(own_redis.url)
+    app = build_app(hasher, rate_limit_storage=own_redis.url)
+    local_part = f"user-{uuid.uuid4().hex[:12]}"
     async with client_for(app) as client:
-        await attempt(client, email, forwarded_for=address)
-    store = redis.asyncio.Redis.from_url(redis_url)
-    keys = [key.decode() async for key in store.scan_iter(match=f"*{NAMESPACE}*7/1/hour*")]
-    await store.aclose()
-    assert keys
-    assert not [key for key in keys if email.split("@")[0] in key or "2001" in key]
+        for spelling in (f"{local_part}@Example.COM", f" {local_part.upper()}@example.com "):
+            await attempt(client, spelling, forwarded_for=address)
+    await app.state.throttle.aclose()
+
+    dump = (await everything_stored(own_redis.url)).lower()
+    assert dump.count(NAMESPACE) == 2  # both limits wrote their key
+    for needle in [local_part, "example.com", *in_clear]:
+        assert needle not in dump
 
 
 async def test_an_unreachable_redis_falls_back_to_the_in_process_limiter_and_logs_it(
