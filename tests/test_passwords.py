@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from typing import Literal
 
 import argon2
 import bcrypt
@@ -49,6 +50,20 @@ class RecordingHasher(PasswordHasher):
     async def waste_time(self, password: str) -> None:
         self.wasted.append(password)
         await super().waste_time(password)
+
+
+class Argon2Spy(argon2.PasswordHasher):
+    """Real Argon2id with the library defaults that records, for every verification, the
+    parameters of the hash checked (what it costs) and the thread it ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verified: list[tuple[argon2.Parameters, str]] = []
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        text = hash if isinstance(hash, str) else hash.decode()
+        self.verified.append((argon2.extract_parameters(text), threading.current_thread().name))
+        return super().verify(hash, password)
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +257,34 @@ async def test_waste_time_does_not_raise(hasher: PasswordHasher) -> None:
     await hasher.waste_time(PASSWORD)
 
 
+@pytest.mark.parametrize(
+    "password", [PASSWORD, "x" * (MAX_PASSWORD_BYTES * 4)], ids=["typical", "oversized"]
+)
+async def test_waste_time_runs_one_argon2_check_as_costly_as_a_real_one_in_the_pool(
+    password: str,
+) -> None:
+    spy = Argon2Spy()
+    hasher = PasswordHasher(spy)
+    real_cost = argon2.extract_parameters(await hasher.hash(PASSWORD))
+
+    await hasher.waste_time(password)
+
+    assert [
+        (parameters, thread.startswith("authsvc-hash")) for parameters, thread in spy.verified
+    ] == [(real_cost, True)]
+
+
+async def test_verifying_an_oversized_password_still_runs_an_argon2_check() -> None:
+    spy = Argon2Spy()
+    hasher = PasswordHasher(spy)
+    stored = await hasher.hash(PASSWORD)
+
+    result = await hasher.verify(stored, "x" * (MAX_PASSWORD_BYTES + 1))
+
+    assert not result.ok
+    assert len(spy.verified) == 1
+
+
 async def test_waste_time_does_not_raise_for_an_oversized_password(
     hasher: PasswordHasher,
 ) -> None:
@@ -280,6 +323,23 @@ async def test_authorize_with_an_unknown_email_wastes_one_password_check(
     )
 
     assert fresh_recording_hasher.wasted == [PASSWORD]
+
+
+async def test_authorize_with_an_unknown_email_runs_a_real_argon2_check(
+    known_user: UserRecord,
+) -> None:
+    spy = Argon2Spy()
+
+    result = await authorize(
+        {"email": "nobody@example.com", "password": PASSWORD},
+        users=InMemoryUsers(known_user),
+        hasher=PasswordHasher(spy),
+    )
+
+    assert result is None
+    assert [parameters for parameters, _ in spy.verified] == [
+        argon2.extract_parameters(known_user.password_hash or "")
+    ]
 
 
 async def test_authorize_with_an_invalid_email_still_wastes_a_password_check(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import unquote
 
+import argon2
 import bcrypt
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 from authsvc.app import create_app
 from authsvc.callbacks import JwtParams, SessionParams
 from authsvc.deps import get_jwt_callback, get_session_callback
-from authsvc.settings import ConfigError
+from authsvc.settings import ConfigError, Settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from authsvc.users.passwords import PasswordHasher
@@ -28,8 +29,10 @@ from tests.conftest import (
     OTHER_SECRET,
     SECRET,
     StatementCounter,
+    app_client,
     make_settings,
 )
+from tests.test_passwords import Argon2Spy
 
 SESSION = "next-auth.session-token"
 PASSWORD = "correct-horse-battery"
@@ -309,6 +312,17 @@ async def test_unknown_email_and_wrong_password_get_identical_answers(
     unknown = await sign_in(client, email="nobody@example.com", json="true")
     assert (wrong.status_code, wrong.content) == (unknown.status_code, unknown.content)
     assert set_cookies(wrong) == set_cookies(unknown)
+
+
+async def test_sign_in_as_an_unknown_email_spends_a_full_argon2_check(
+    settings: Settings, hasher: PasswordHasher
+) -> None:
+    spy = Argon2Spy()
+    async with app_client(settings, PasswordHasher(spy)) as client:
+        response = await sign_in(client, email="nobody@example.com", json="true")
+    assert response.status_code == 401
+    real_cost = argon2.extract_parameters(await hasher.hash(PASSWORD))
+    assert [parameters for parameters, _ in spy.verified] == [real_cost]
 
 
 async def test_boolean_json_flag_still_gets_a_redirect(
