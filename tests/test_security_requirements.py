@@ -229,19 +229,27 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def protected(header: dict[str, str]) -> str:
+    return b64(json.dumps(header, separators=(",", ":")).encode())
+
+
 def sealed(payload: dict[str, Any], header: dict[str, str]) -> str:
     """A JWE under the session key with any protected header (what next-auth never writes)."""
-    protected = b64(json.dumps(header, separators=(",", ":")).encode())
     nonce = os.urandom(12)
     data = AESGCM(derive_key(SECRET)).encrypt(
-        nonce, json.dumps(payload).encode(), protected.encode()
+        nonce, json.dumps(payload).encode(), protected(header).encode()
     )
-    return f"{protected}..{b64(nonce)}.{b64(data[:-16])}.{b64(data[-16:])}"
+    return f"{protected(header)}..{b64(nonce)}.{b64(data[:-16])}.{b64(data[-16:])}"
 
 
-# --- R1/R3: the token header is checked before any crypto, over HTTP -------------------------
+def swapped(payload: dict[str, Any], header: dict[str, str]) -> str:
+    """A genuine session token with its header replaced: it decrypts fine unless the header
+    is checked first, since authsvc's cipher authenticates next-auth's header, not this one."""
+    _, *rest = CODEC.encode(payload, 600).split(".")
+    return ".".join([protected(header), *rest])
 
 
+@pytest.mark.parametrize("make", [sealed, swapped])
 @pytest.mark.parametrize(
     "header",
     [
@@ -257,19 +265,21 @@ def sealed(payload: dict[str, Any], header: dict[str, str]) -> str:
     ids=lambda header: "+".join(f"{k}={v}" for k, v in header.items()),
 )
 async def test_a_cookie_with_any_other_algorithm_or_compression_is_401_never_500(
-    client: httpx.AsyncClient, header: dict[str, str]
+    client: httpx.AsyncClient, header: dict[str, str], make: Callable[..., str]
 ) -> None:
-    """R1, R3: a JWE under the right key with another alg/enc, or `zip`, is no session."""
-    token = sealed({**IDENTITY, "exp": int(time.time()) + 600}, header)
+    """R1, R3: a JWE under the right key with another alg/enc, or `zip`, is no session, and
+    neither is a real session cookie whose header was swapped for one of those."""
+    token = make({**IDENTITY, "exp": int(time.time()) + 600}, header)
     assert (await client.get(VERIFY, headers=cookie_header(session=token))).status_code == 401
     response = await client.get("/api/auth/session", headers=cookie_header(session=token))
     assert (response.status_code, response.json()) == (200, {})
 
 
-def test_the_sealed_helper_makes_a_token_that_would_pass_with_the_real_header() -> None:
+@pytest.mark.parametrize("make", [sealed, swapped])
+def test_the_crafted_tokens_would_pass_with_the_real_header(make: Callable[..., str]) -> None:
     """R1 (control): the crafted tokens above fail for their header, not for how they are made."""
     header = json.loads(base64.urlsafe_b64decode(HEADER_SEGMENT + "=="))
-    token = sealed({**IDENTITY, "exp": int(time.time()) + 600}, header)
+    token = make({**IDENTITY, "exp": int(time.time()) + 600}, header)
     assert token.startswith(HEADER_SEGMENT + "..") and CODEC.decode(token) is not None
 
 

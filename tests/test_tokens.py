@@ -138,10 +138,33 @@ def test_removing_the_old_secret_invalidates_its_tokens() -> None:
     ],
 )
 def test_any_other_header_is_rejected_before_decryption(
-    codec: TokenCodec, header: dict[str, Any]
+    codec: TokenCodec, header: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def fail(*_: object) -> None:
+        raise AssertionError("decrypt must not be reached")
+
+    monkeypatch.setattr("authsvc.tokens._cipher", fail)
     payload = json.dumps({**CLAIMS, "exp": NOW + 60}).encode()
     assert codec.decode(handmade(payload, header=header), now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "none", "enc": "A256GCM"},
+        {"alg": "dir", "enc": "A128GCM"},
+        {"alg": "dir", "enc": "A256GCM", "zip": "DEF"},
+        {"enc": "A256GCM", "alg": "dir"},
+    ],
+)
+def test_a_genuine_token_under_another_header_is_rejected(
+    codec: TokenCodec, header: dict[str, Any]
+) -> None:
+    """The cipher authenticates next-auth's header, not the token's: only the header check
+    stands between a swapped header and a session."""
+    _, *rest = codec.encode(CLAIMS, 60, now=NOW).split(".")
+    swapped = ".".join([b64(json.dumps(header, separators=(",", ":")).encode()), *rest])
+    assert codec.decode(swapped, now=NOW) is None
 
 
 def test_handmade_token_with_the_exact_header_is_accepted(codec: TokenCodec) -> None:
