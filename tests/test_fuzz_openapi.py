@@ -22,8 +22,9 @@ Checks left out, and why (each is next-auth's behaviour, which authsvc keeps on 
 - `ignored_auth`: /session and the pages answer without a cookie by design (`{}`);
 - `use_after_free`, `ensure_resource_availability`: no resources are created.
 
-Mismatches schemathesis found are each pinned by a strict xfail test at the end of this
-module and waived in the run by KNOWN_MISMATCHES until fixed.
+Each mismatch schemathesis found has a test of its own at the end of this module: an
+ordinary test once fixed; while open, a strict xfail (listed in docs/security.md, *Open
+findings*), with its (operation, status) waived in the run above by KNOWN_MISMATCHES.
 """
 
 from __future__ import annotations
@@ -78,8 +79,7 @@ FUZZ = settings(
 
 # Mismatches found and not fixed yet, as (operation label, status) -> the xfail test that
 # pins it. Empty: the OpenAPI gaps found so far are fixed; the 405 `Allow` header (below)
-# is left to Starlette/FastAPI and stays pinned by its xfail test.
-# (operation, status) -> the test that pins the mismatch.
+# is left out of the run (`allow_header_conformance`) and pinned by its xfail test.
 KNOWN_MISMATCHES: dict[tuple[str, int], str] = {}
 
 Check = Callable[[CheckContext, Response, Case[Any]], bool | None]
@@ -160,7 +160,7 @@ def test_a_signed_in_client_gets_only_documented_answers(case: Case[Any]) -> Non
     case.call_and_validate(cookies=cookie, checks=SCHEMA_CHECKS)
 
 
-# --- mismatches schemathesis found, pinned until fixed ----------------------------------------
+# --- mismatches schemathesis found: fixed ones as tests, the open one as a strict xfail ------
 
 
 def document() -> dict[str, Any]:

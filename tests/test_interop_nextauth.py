@@ -264,6 +264,3 @@ async def test_credentials_sign_in_sets_a_cookie_next_auth_decodes(
     assert claims["sub"] == claims["id"] == user.id
     assert claims["role"] == "ADMIN"
     assert claims["email"] == "ana@example.com"
-
-
-# Cookie parsing ---------------------------------------------------------------------
