@@ -1,4 +1,4 @@
-"""What the suite says about itself stays true.
+"""What the suite says about itself stays true, and CI cannot pass by skipping.
 
 docs/security.md maps each requirement to the tests that prove it and lists the findings
 still open, each pinned by a strict xfail; a renamed test or a fixed finding must not leave
@@ -13,7 +13,9 @@ import re
 from functools import cache
 from pathlib import Path
 
-from tests.processes import ROOT
+import pytest
+
+from tests.processes import ROOT, require_binary
 
 TESTS = ROOT / "tests"
 SECURITY = ROOT / "docs" / "security.md"
@@ -111,3 +113,35 @@ def empty_sections(path: Path) -> list[str]:
 def test_no_section_heading_in_a_test_module_is_left_empty() -> None:
     found = {module: empty_sections(ROOT / module) for module in module_paths()}
     assert {module: headings for module, headings in found.items() if headings} == {}
+
+
+MISSING = "authsvc-test-no-such-binary"
+
+
+def outcome_of_requiring_a_missing_binary() -> BaseException:
+    """What `require_binary` raises: a skip must not escape, or it would skip this test."""
+    try:
+        require_binary(MISSING)
+    except BaseException as exc:  # pytest's outcomes are BaseExceptions
+        return exc
+    raise AssertionError(f"{MISSING} was found")
+
+
+def test_in_ci_a_missing_binary_fails_its_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    outcome = outcome_of_requiring_a_missing_binary()
+    assert isinstance(outcome, pytest.fail.Exception) and MISSING in str(outcome)
+
+
+def test_outside_ci_a_missing_binary_skips_its_test_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    outcome = outcome_of_requiring_a_missing_binary()
+    assert isinstance(outcome, pytest.skip.Exception) and MISSING in str(outcome)
+
+
+def test_the_ci_script_exports_ci_before_it_runs_anything_of_the_project() -> None:
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    first_make = next(index for index, line in enumerate(lines) if line.startswith("make "))
+    assert "export CI=true" in lines[:first_make]
