@@ -6,8 +6,9 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from authsvc.database_url import parse_database_url
+from authsvc.db import Database
 from authsvc.users.models import Base
 
 target_metadata = Base.metadata
@@ -33,15 +34,17 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_url())
-    async with engine.connect() as connection:
+    database = Database(_url())
+    async with database.engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
-    await engine.dispose()
+    await database.dispose()
 
 
 if context.is_offline_mode():
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=parse_database_url(_url()).url, target_metadata=target_metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

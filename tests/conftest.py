@@ -173,3 +173,33 @@ async def add_user(app: FastAPI, email: str, password: str, **fields: Any) -> Us
         **{"role": Role.ADMIN, **fields},
     )
     return user
+
+
+@asynccontextmanager
+async def throwaway_postgres(prefix: str = "authsvc_empty") -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; yields its plain
+    `postgresql://` DSN, as Prisma and hosting platforms write DATABASE_URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is required for the tests ({PG_ADMIN_DSN}): {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def empty_postgres() -> AsyncIterator[str]:
+    """A fresh empty PostgreSQL database for one test (its plain `postgresql://` DSN)."""
+    async with throwaway_postgres() as dsn:
+        yield dsn

@@ -46,7 +46,7 @@ def create_app(
     # The session path's lookups share one budget: at most a pool's worth at once.
     lookups = BoundedLookups(
         timeout=settings.session_lookup_timeout,
-        slots=settings.database_pool_size,
+        slots=database.pool_size,
         background_limit=settings.database_timeout * 2,
     )
 

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from authsvc.database_url import parse_database_url
+
 # What a database call raises when the database is away or slow: SQLAlchemy's errors, a
 # refused or reset connection, and a connect or statement timeout.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, TimeoutError)
@@ -19,20 +21,29 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, Timeou
 
 class Database:
     def __init__(self, url: str, *, timeout: float = 2.0, pool_size: int = 10) -> None:
-        self.url = url
+        # DATABASE_URL as written (Prisma's `postgresql://…?schema=` too): see database_url.py.
+        self.target = parse_database_url(url)
+        self.url = self.target.url
         # Bounded waits: a stopped or slow database is an error within `timeout`, not a hang.
-        connect_args: dict[str, Any] = {"timeout": timeout}
+        connect_args: dict[str, Any] = {"timeout": self.target.connect_timeout or timeout}
         options: dict[str, Any] = {}
-        if not url.startswith("sqlite"):
+        if not self.target.is_sqlite:
             connect_args["command_timeout"] = timeout
             # A fixed number of connections per process (no overflow), and a bounded wait
-            # for one: a slow database never gets more connections than this.
-            options = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": timeout}
+            # for one: a slow database never gets more connections than this. Prisma's
+            # `connection_limit` and `pool_timeout` in the URL take precedence, as in Prisma.
+            pool_size = self.target.pool_size or pool_size
+            options = {
+                "pool_size": pool_size,
+                "max_overflow": 0,
+                "pool_timeout": self.target.pool_timeout or timeout,
+            }
+        connect_args.update(self.target.connect_args)
         self.pool_size = pool_size
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_pre_ping=True, connect_args=connect_args, **options
+            self.url, pool_pre_ping=True, connect_args=connect_args, **options
         )
-        if url.startswith("sqlite"):
+        if self.target.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 

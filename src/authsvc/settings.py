@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authsvc.cookies import CookiePolicy
+from authsvc.database_url import DatabaseUrlError, parse_database_url
 from authsvc.redirects import origin_of
 from authsvc.throttle import ThrottleConfigError, check_storage, parse_limit
 from authsvc.token_cache import TokenCache
@@ -321,11 +322,10 @@ class Settings(BaseSettings):
             if page and not (page.startswith("/") and not page.startswith("//")):
                 check_endpoint(variable, page)
         self._check_operations()
-        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ConfigError(
-                "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
-                f"got scheme {self.database_url.split(':', 1)[0]!r}"
-            )
+        try:
+            parse_database_url(self.database_url)
+        except DatabaseUrlError as exc:
+            raise ConfigError(str(exc)) from None
         return self
 
     def _check_authjs_secrets(self) -> None:
