@@ -35,6 +35,19 @@ STOREFRONT: dict[str, Any] = {
     "avatar": "https://example.com/a.png",
 }
 THIRTY_DAYS = 30 * 24 * 3600
+# What the numbers depend on besides authsvc itself: the server stack and every peer
+# measured. A new peer adds its package here, and its version appears in the results.
+MEASURED_PACKAGES = (
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "fastapi",
+    "starlette",
+    "cryptography",
+    "python-jose",
+    "fastapi-nextauth-jwt",
+)
+MEASURED_NODE_PACKAGES = ("next-auth",)
 
 
 def new_secret() -> str:
@@ -197,8 +210,37 @@ def machine() -> dict[str, Any]:
         "fastapi": fastapi.__version__,
         "starlette": starlette.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "versions": versions(),
         **_source_tree(),
     }
+
+
+def versions() -> dict[str, str]:
+    """Python, Node and the version of every measured package ("missing" if absent)."""
+    import json
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in MEASURED_PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "missing"
+    node = subprocess.run(
+        ["node", "--version"],  # noqa: S607 - node from PATH, as the suite runs it
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    found["node"] = node.stdout.strip().lstrip("v") if node.returncode == 0 else "missing"
+    for package in MEASURED_NODE_PACKAGES:
+        manifest = NODE_DIR / "node_modules" / package / "package.json"
+        found[package] = (
+            json.loads(manifest.read_text())["version"] if manifest.exists() else "missing"
+        )
+    return found
 
 
 def _source_tree() -> dict[str, Any]:
@@ -218,5 +260,7 @@ def _source_tree() -> dict[str, Any]:
     changed = git("status", "--porcelain", "--untracked-files=no", "--", "src")
     return {
         "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        # The measured code itself: unlike the commit id, it survives a rebase.
+        "src_tree": git("rev-parse", "--short", "HEAD:src") or "unknown",
         "src_uncommitted_files": len(changed.splitlines()),
     }

@@ -17,9 +17,12 @@
 7. Worker RSS after warm-up, and cold start to the first answered request.
 
 Prints a table of absolute numbers and every target with its ratio and PASS/FAIL, and
-writes the same as JSON and a PNG chart to bench/results/ (git-ignored). A target that
-is not met is a finding, not an error: the exit status is 0 unless the run itself broke
-(or `--strict` is given). Not a test: only ratios from the same run mean anything.
+writes the raw results as JSON (with the commit, versions and the machine's load) and a
+PNG chart to bench/results/. A full run then renders docs/performance.md's results
+section from that JSON (bench/publish.py; `--no-publish` to skip, `--publish` for a smoke
+run): commit the JSON and PNG with the page. A target that is not met is a finding, not
+an error: the exit status is 0 unless the run itself broke (or `--strict` is given). Not a
+test: only ratios from the same run mean anything.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 import httpx
 
 from authsvc.tokens import TokenCodec
-from bench import inprocess, report, servers, sqlcount, wrk
+from bench import inprocess, publish, report, servers, sqlcount, wrk
 from bench.common import (
     PYTHON,
     RESULTS,
@@ -57,10 +60,6 @@ from bench.common import (
 )
 
 STORM_EMAIL = "storm@example.com"
-# Other work above this (cores' worth) during a measurement makes it "disturbed". Not 0:
-# at ~50k requests/s about 0.1 core of loopback network processing (softirq) is charged
-# to no process, so it shows up as "other" even on an idle machine.
-DISTURBED_CORES = 0.20
 
 
 @dataclass(frozen=True)
@@ -458,6 +457,14 @@ def main(argv: list[str] | None = None) -> int:
         "--quiet-wait", type=float, help="wait this long at most for an idle machine (90)"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--publish",
+        action=argparse.BooleanOptionalAction,
+        help="render the document's results section from this run (default: full runs only)",
+    )
+    parser.add_argument(
+        "--document", type=Path, default=publish.DOCUMENT, help="the page --publish updates"
+    )
     args = parser.parse_args(argv)
     config = SMOKE if args.smoke else FULL
     if args.seconds is not None:
@@ -477,18 +484,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['config']['background_cores_at_start']:.2f} cores at start, "
         f"{results['config']['background_cores_during_run']:.2f} on average during the run"
     )
-    disturbed = [
-        run["name"]
-        for run in results["http"]["runs"]
-        if run["background_cpu_share"] > DISTURBED_CORES
-    ] + [
-        f"storm {phase['phase']}"
-        for phase in results["storm"]["rounds"]
-        if phase["background_cores"] > DISTURBED_CORES
-    ]
+    disturbed = report.disturbed_runs(results)
     if disturbed:
         print(
-            f"WARNING: other processes used over {DISTURBED_CORES:.0%} of a core during: "
+            f"WARNING: other processes used over {report.DISTURBED_CORES:.0%} of a core during: "
             f"{', '.join(disturbed)}. Those numbers are disturbed; run again on a quiet machine."
         )
     print()
@@ -502,4 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write_chart(args.results_dir / f"{name}.png", results, judged)
     print()
     print(f"results: {args.results_dir / name}.json and .png")
+    if args.publish if args.publish is not None else not config.smoke:
+        publish.publish(args.results_dir / f"{name}.json", args.document)
+        print(f"{args.document}: results section rendered from this run")
     return 1 if args.strict and not all(t.passed for t in judged) else 0

@@ -1,4 +1,5 @@
-"""The benchmark command runs end to end in its --smoke mode and reports every target.
+"""The benchmark command runs end to end in its --smoke mode, reports every target and
+publishes its results into (a copy of) docs/performance.md.
 
 Structure, not speed: the smoke mode's runs are far too short for numbers that mean
 anything, so nothing here looks at whether a target passed. It does check that every
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.publish import DOCUMENT, read_section, render, replace_section
 from bench.report import TARGET_IDS
 
 from tests.processes import ROOT, require_binary
@@ -43,14 +45,27 @@ HTTP_RUNS = {
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, object], Path]:
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of docs/performance.md for the smoke run to publish into."""
+    copy = tmp_path_factory.mktemp("docs") / "performance.md"
+    copy.write_text(DOCUMENT.read_text())
+    return copy
+
+
+@pytest.fixture(scope="module")
+def smoke(
+    tmp_path_factory: pytest.TempPathFactory, page: Path
+) -> tuple[str, dict[str, object], Path]:
     require_binary("wrk")
     require_binary("node")
     if not (NODE_DIR / "node_modules" / "next-auth").is_dir():
         pytest.fail("tests/node/node_modules is missing: run `make install`")
     results = tmp_path_factory.mktemp("bench")
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--results-dir", str(results)],
+        [
+            *(sys.executable, "-m", "bench", "--smoke", "--results-dir", str(results)),
+            *("--publish", "--document", str(page)),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -100,3 +115,13 @@ def test_the_json_has_every_target_and_peer(smoke: tuple[str, dict[str, object],
 def test_the_chart_is_a_png(smoke: tuple[str, dict[str, object], Path]) -> None:
     _, _, chart = smoke
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_run_publishes_its_results_into_the_page_and_nothing_else(
+    smoke: tuple[str, dict[str, object], Path], page: Path
+) -> None:
+    _, results, chart = smoke
+    source, body = read_section(page.read_text())
+    assert source == str(chart.with_suffix(".json"))
+    assert body == render(results, source)
+    assert page.read_text() == replace_section(DOCUMENT.read_text(), source, body)
