@@ -237,8 +237,11 @@ async def test_parallel_attempts_cannot_overshoot_the_account_limit(
         *(client.post(SIGN_IN, data=form, headers={"x-forwarded-for": address}) for _ in range(130))
     )
     statuses = [r.status_code for r in responses]
-    assert (statuses.count(401), statuses.count(429)) == (100, 30)
-    assert hasher.checks - before == 100
+    # At most the limit; fewer only when Redis counted an attempt whose answer came too late
+    # (a loaded machine), which this process then also counted itself.
+    assert statuses.count(401) <= 100
+    assert statuses.count(401) + statuses.count(429) == 130
+    assert hasher.checks - before == statuses.count(401)
 
 
 async def test_accounts_are_counted_by_their_normalised_email(client: httpx.AsyncClient) -> None:
@@ -548,6 +551,23 @@ async def test_sign_in_counts_go_back_to_redis_once_it_answers_again(
     # The restarted server is empty (no persistence): only the last attempt is in it.
     assert await store.llen(keys[0]) == 1
     await store.aclose()
+
+
+async def test_a_redis_outage_midway_gives_no_fresh_budget_to_the_process(
+    own_redis: OwnRedis, hasher: CountingHasher
+) -> None:
+    """Attempts Redis let through still count once this process falls back to its own
+    counts, so stopping (or slowing) Redis mid-attack buys no extra guesses."""
+    await wait_for_redis(own_redis.url)
+    app = build_app(hasher, rate_limit_storage=own_redis.url, rate_limit_account="10/hour")
+    email = unique_email()
+    async with client_for(app) as client:
+        through_redis = await fail(client, email, 6)
+        own_redis.stop()
+        after_outage = await fail(client, email, 6)
+    await app.state.throttle.aclose()
+    assert through_redis == [401] * 6
+    assert after_outage == [401] * 4 + [429] * 2
 
 
 # --- configuration ------------------------------------------------------------------------------

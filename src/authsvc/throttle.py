@@ -24,7 +24,10 @@ The rules (README, *Brute-force throttling*, says the same for operators):
   AUTHSVC_RATE_LIMIT_STORAGE is a `redis://` URL, so replicas share the counts. Redis
   down or slow (each call is bounded): the error is logged and the in-process limiter
   takes over, so sign-in stays possible and still throttled (per replica), and Redis is
-  tried again after `REDIS_RETRY_SECONDS`.
+  tried again after `REDIS_RETRY_SECONDS`. The in-process limiter also counts every
+  attempt Redis let through, so a Redis that stops answering (or is made slow by a burst
+  of guesses, or restarts empty) never hands a replica a fresh budget: what one process
+  lets through stays within each limit.
 - **Malicious lockout** (ASVS 5 6.3.1): an attacker who knows an email can keep that
   account throttled only by spending its whole hourly budget, continuously, and only
   for password sign-in: sessions already issued, OAuth sign-in and other accounts are
@@ -200,7 +203,8 @@ class SignInThrottle:
                 if self._redis_down:
                     self._redis_down = False
                     log.warning("rate-limit storage is back: sign-in counts are shared again")
-                return outcome
+                if outcome is not None:
+                    return outcome
         return await _acquire(self._memory, keys)
 
     def _redis_failed(self, exc: BaseException) -> None:
