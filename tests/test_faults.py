@@ -491,3 +491,196 @@ def test_a_10_mib_body_to_an_operations_route_is_a_4xx(server: Authsvc) -> None:
     request = head("/readyz", b"Content-Length: %d" % len(TEN_MIB), method=b"POST")
     status, _ = exchange(server.url, request, TEN_MIB)
     assert 400 <= status < 500
+
+
+# --- slow clients against a real `authsvc serve`: read deadlines and a connection cap ---------
+#
+# A hostile run found a connection that sent an unfinished head, a body shorter than its
+# Content-Length, or an endless chunked body was held 75 s and more with no answer. Each now
+# ends within AUTHSVC_HEAD_TIMEOUT / AUTHSVC_BODY_TIMEOUT (408, or a close once an answer
+# was sent), and past AUTHSVC_MAX_CONNECTIONS a worker answers 503 at once.
+
+READ_TIMEOUT = 1.0  # the server's head and body deadlines in these tests
+READ_BOUND = READ_TIMEOUT + 2.0  # a fault bound: the deadline, plus slack for a busy machine
+MAX_CONNECTIONS = 8
+
+
+@pytest.fixture(scope="module")
+def deadline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Authsvc]:
+    directory: Path = tmp_path_factory.mktemp("faults-deadlines")
+    with run_authsvc(
+        directory,
+        public_url="http://localhost:3000",
+        AUTHSVC_HEAD_TIMEOUT=str(READ_TIMEOUT),
+        AUTHSVC_BODY_TIMEOUT=str(READ_TIMEOUT),
+        AUTHSVC_KEEPALIVE_TIMEOUT=str(int(READ_TIMEOUT)),
+        AUTHSVC_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+    ) as authsvc:
+        yield authsvc
+
+
+def connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=READ_BOUND + 10)
+
+
+def read_until_closed(sock: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes, and the seconds that took."""
+    started = time.perf_counter()
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except TimeoutError:
+        pytest.fail(f"the server still held the connection after {READ_BOUND + 10} s")
+    except ConnectionResetError:
+        pass
+    return received, time.perf_counter() - started
+
+
+def status_of(answer: bytes) -> int | None:
+    return int(answer.split()[1]) if answer.startswith(b"HTTP/1.1 ") else None
+
+
+def test_an_unfinished_head_gets_408_within_the_head_timeout(deadline_server: Authsvc) -> None:
+    with connect(deadline_server.url) as sock:
+        sock.sendall(b"GET /api/auth/session HTTP/1.1\r\nHost: localhost\r\nCookie: a=b")
+        answer, elapsed = read_until_closed(sock)
+    assert (status_of(answer), elapsed < READ_BOUND) == (408, True)
+
+
+def test_a_connection_that_sends_nothing_is_closed_within_the_head_timeout(
+    deadline_server: Authsvc,
+) -> None:
+    with connect(deadline_server.url) as sock:
+        answer, elapsed = read_until_closed(sock)
+    assert status_of(answer) in (408, None)
+    assert elapsed < READ_BOUND
+
+
+def test_a_head_sent_a_byte_at_a_time_cannot_outlast_the_head_timeout(
+    deadline_server: Authsvc,
+) -> None:
+    request = head("/api/auth/session", b"X-Slow: " + b"y" * 200)
+    with connect(deadline_server.url) as sock:
+        sock.settimeout(0.05)
+        started = time.perf_counter()
+        answer = b""
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if answer or time.perf_counter() - started > READ_BOUND + 5:
+                break
+        elapsed = time.perf_counter() - started
+    assert (status_of(answer), elapsed < READ_BOUND) == (408, True)
+
+
+def test_a_body_shorter_than_its_content_length_gets_408_within_the_body_timeout(
+    deadline_server: Authsvc,
+) -> None:
+    request = head(
+        "/api/auth/callback/credentials",
+        b"Content-Type: application/x-www-form-urlencoded",
+        b"Content-Length: 100",
+        method=b"POST",
+    )
+    with connect(deadline_server.url) as sock:
+        sock.sendall(request + b"email=a%40b.c&pass")
+        answer, elapsed = read_until_closed(sock)
+    assert (status_of(answer), elapsed < READ_BOUND) == (408, True)
+
+
+def send_chunks_until_closed(sock: socket.socket, seconds: float) -> None:
+    """An endless chunked body: a small chunk every 50 ms, until the server closes."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.sendall(b"1\r\na\r\n")
+            time.sleep(0.05)
+    except OSError:
+        pass
+
+
+def endless_chunked(path: str, url: str) -> tuple[bytes, float]:
+    request = head(
+        path,
+        b"Content-Type: application/x-www-form-urlencoded",
+        b"Transfer-Encoding: chunked",
+        method=b"POST",
+    )
+    with connect(url) as sock:
+        sock.sendall(request)
+        sender = threading.Thread(
+            target=send_chunks_until_closed, args=(sock, READ_BOUND + 10), daemon=True
+        )
+        sender.start()
+        answer, elapsed = read_until_closed(sock)
+        sender.join(READ_BOUND + 11)
+    return answer, elapsed
+
+
+def test_an_endless_chunked_body_that_is_read_gets_408_within_the_body_timeout(
+    deadline_server: Authsvc,
+) -> None:
+    answer, elapsed = endless_chunked("/api/auth/callback/credentials", deadline_server.url)
+    assert (status_of(answer), elapsed < READ_BOUND) == (408, True)
+
+
+def test_an_endless_chunked_body_to_a_route_that_answers_unread_is_cut_off(
+    deadline_server: Authsvc,
+) -> None:
+    # /verify answers without reading the body; the rest must not keep the connection.
+    answer, elapsed = endless_chunked("/api/auth/verify", deadline_server.url)
+    assert (status_of(answer), elapsed < READ_BOUND) == (401, True)
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
+    deadline_server: Authsvc,
+) -> None:
+    with connect(deadline_server.url) as sock:
+        sock.sendall(head("/healthz"))
+        answer, elapsed = read_until_closed(sock)
+    assert (status_of(answer), elapsed < READ_BOUND) == (200, True)
+
+
+def test_past_the_connection_cap_a_request_gets_503_and_service_resumes_after(
+    deadline_server: Authsvc,
+) -> None:
+    held = [connect(deadline_server.url) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # heads that never finish
+        time.sleep(0.2)
+        with connect(deadline_server.url) as sock:
+            sock.sendall(head("/healthz", b"Connection: close"))
+            refused, _ = read_until_closed(sock)
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.2)
+    with connect(deadline_server.url) as sock:
+        sock.sendall(head("/healthz", b"Connection: close"))
+        served, _ = read_until_closed(sock)
+    assert (status_of(refused), status_of(served)) == (503, 200)
+
+
+def test_the_connection_cap_outlives_no_slow_client(deadline_server: Authsvc) -> None:
+    # Slow heads that are never closed by the client are closed by the head deadline,
+    # so the cap frees itself.
+    held = [connect(deadline_server.url) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        time.sleep(READ_BOUND)
+        with connect(deadline_server.url) as sock:
+            sock.sendall(head("/healthz", b"Connection: close"))
+            served, _ = read_until_closed(sock)
+    finally:
+        for sock in held:
+            sock.close()
+    assert status_of(served) == 200

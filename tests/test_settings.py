@@ -249,3 +249,23 @@ def test_v5_session_codec_is_salted_with_the_session_cookie_name(
     codec = v5_settings(monkeypatch, NEXTAUTH_URL="https://shop.example.com").session_codec()
     assert isinstance(codec, AuthjsTokenCodec)
     assert codec.salt == "__Secure-authjs.session-token"
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "AUTHSVC_HEAD_TIMEOUT",
+        "AUTHSVC_BODY_TIMEOUT",
+        "AUTHSVC_KEEPALIVE_TIMEOUT",
+        "AUTHSVC_MAX_CONNECTIONS",
+        "AUTHSVC_DB_POOL_SIZE",
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "100000"])
+def test_an_unusable_server_limit_refuses_to_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()

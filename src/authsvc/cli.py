@@ -127,9 +127,12 @@ def _serve(args: argparse.Namespace) -> None:
         # authsvc logs each request itself, with the client from trusted proxies only.
         access_log=False,
         proxy_headers=False,
-        # A request head over AUTHSVC_MAX_HEADER_BYTES gets 431 (see serving.py).
+        # A request head over AUTHSVC_MAX_HEADER_BYTES gets 431, a head or body slower than
+        # AUTHSVC_HEAD_TIMEOUT / AUTHSVC_BODY_TIMEOUT gets 408 (see serving.py).
         http=LimitedHttpToolsProtocol,
         h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keepalive_timeout,
+        limit_concurrency=settings.max_connections,
     )
 
 

@@ -162,6 +162,20 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         default=32 * 1024, ge=8 * 1024, le=1024 * 1024, validation_alias="AUTHSVC_MAX_HEADER_BYTES"
     )
+    # Read deadlines of `authsvc serve` (serving.py), seconds: a request head must arrive
+    # whole within `head_timeout` of its first byte (or of the connection), its body within
+    # `body_timeout` of the head; else 408 (or a close once an answer was sent).
+    head_timeout: float = Field(default=10.0, gt=0, le=600, validation_alias="AUTHSVC_HEAD_TIMEOUT")
+    body_timeout: float = Field(default=30.0, gt=0, le=600, validation_alias="AUTHSVC_BODY_TIMEOUT")
+    # An idle keep-alive connection is closed after this many seconds; keep it longer than
+    # a proxy's own upstream keep-alive, so the proxy is the side that closes.
+    keepalive_timeout: int = Field(
+        default=5, ge=1, le=3600, validation_alias="AUTHSVC_KEEPALIVE_TIMEOUT"
+    )
+    # Connections (and requests in flight) one worker takes on; past it, 503 at once.
+    max_connections: int = Field(
+        default=1000, ge=1, le=65535, validation_alias="AUTHSVC_MAX_CONNECTIONS"
+    )
 
     # OAuth providers: enabled by their client id, under the names a next-auth app uses.
     # Endpoints and issuers can be overridden (tests, self-hosted IdPs, proxies).

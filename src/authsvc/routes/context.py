@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 
 from authsvc.cookies import CookiePolicy, parse_cookie_header
 from authsvc.csrf import CsrfState, csrf_state, csrf_verified
@@ -82,10 +83,14 @@ async def read_body(request: Request) -> dict[str, Any]:
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise BadRequestError(413, "request body too large")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise BadRequestError(413, "request body too large")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise BadRequestError(413, "request body too large")
+    except ClientDisconnect:
+        # The client went away, or the server cut a body slower than AUTHSVC_BODY_TIMEOUT.
+        raise BadRequestError(400, "request body incomplete") from None
     if not raw:
         return {}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
