@@ -42,6 +42,7 @@ from authsvc.users.models import Role
 from tests.conftest import BASE, PG_ADMIN_DSN, SECRET, make_settings
 from tests.delay_proxy import DelayProxy
 from tests.processes import Authsvc, run_authsvc
+from tests.servers import free_port
 from tests.test_health import set_reachable
 
 SESSION = "next-auth.session-token"
@@ -226,6 +227,90 @@ async def test_every_answer_during_an_outage_is_below_500(
         for _ in range(3)
     ]
     assert max(statuses) < 500
+
+
+# --- password sign-in while the database is away --------------------------------------------
+#
+# A hostile run found credentials sign-in with the database down answered a generic 500. It
+# is a 503 with Retry-After, in next-auth's shapes: `{url}` to the error page in JSON mode
+# (so next-auth/react's signIn() reports the error and the status), the error page from a
+# plain form; and /readyz is red meanwhile.
+
+PASSWORD = "correct horse battery"
+
+
+async def sign_in(http: httpx.AsyncClient, email: str, *, json_mode: bool = True) -> httpx.Response:
+    csrf = (await http.get("/api/auth/csrf")).json()["csrfToken"]
+    form = {"email": email, "password": PASSWORD, "csrfToken": csrf}
+    if json_mode:
+        form["json"] = "true"
+    return await http.post("/api/auth/callback/credentials", data=form)
+
+
+@pytest.fixture
+async def unreachable_client() -> AsyncIterator[httpx.AsyncClient]:
+    """An app whose PostgreSQL server is not there at all: connections are refused."""
+    port = free_port()
+    app = create_app(
+        make_settings(database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/gone")
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
+        yield http
+    await app.state.database.dispose()
+
+
+def assert_unavailable_in_json(response: httpx.Response) -> None:
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert response.json() == {
+        "url": f"{BASE}/api/auth/error?error=ServiceUnavailable&provider=credentials"
+    }
+
+
+async def test_password_sign_in_while_the_database_refuses_connections_is_503_with_retry_after(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    await set_reachable(faulty_database[0], False)
+    assert_unavailable_in_json(await sign_in(client, EMAIL))
+
+
+async def test_password_sign_in_while_the_database_server_is_gone_is_503_with_retry_after(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    assert_unavailable_in_json(await sign_in(unreachable_client, EMAIL))
+
+
+async def test_password_sign_in_from_a_form_while_the_database_is_down_is_a_503_page(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    await set_reachable(faulty_database[0], False)
+    response = await sign_in(client, EMAIL, json_mode=False)
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_readyz_is_red_while_password_sign_in_is_refused(
+    client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    await set_reachable(faulty_database[0], False)
+    refused = await sign_in(client, EMAIL)
+    ready = await client.get("/readyz")
+    assert (refused.status_code, ready.status_code) == (503, 503)
+
+
+async def test_password_sign_in_works_again_once_the_database_is_back(
+    outage_app: FastAPI, client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+) -> None:
+    email = f"back-{uuid.uuid4().hex[:8]}@example.com"
+    hashed = await outage_app.state.hasher.hash(PASSWORD)
+    await outage_app.state.users.create(email=email, password_hash=hashed)
+    await set_reachable(faulty_database[0], False)
+    during = await sign_in(client, email)
+    await set_reachable(faulty_database[0], True)
+    after = await sign_in(client, email)
+    assert (during.status_code, after.status_code) == (503, 200)
+    assert "next-auth.session-token" in after.headers.get("set-cookie", "")
 
 
 # --- a far-away database: every packet delayed ---------------------------------------------

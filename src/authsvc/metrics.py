@@ -29,7 +29,7 @@ access_log = logging.getLogger("authsvc.access")
 VerifyOutcome = Literal["allow", "unauthenticated", "forbidden", "bad_request", "error"]
 VERIFY_OUTCOMES: tuple[VerifyOutcome, ...] = get_args(VerifyOutcome)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-SignInOutcome = Literal["success", "failure", "csrf", "denied", "throttled"]
+SignInOutcome = Literal["success", "failure", "csrf", "denied", "throttled", "unavailable"]
 # Latency buckets (seconds) around the forward-auth budget: Envoy's ext_authz default
 # timeout is 200 ms, and the target p99 is under 50 ms.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc.callbacks import Account, SignInCallback, SignInParams
 from authsvc.cookies import CookiePolicy
+from authsvc.db import DATABASE_ERRORS
 from authsvc.oauth_checks import code_challenge, issue_checks, read_checks
 from authsvc.outbound import ProviderError
 from authsvc.providers.oauth import RESERVED_PARAMS, OAuthProvider, Profile
@@ -138,7 +138,7 @@ async def complete_sign_in(
         return OAuthFailure("OAuthCallback", "callback has no code")
     try:
         first_use = await checks.redeem(returned.state_jti, returned.state_expires)
-    except SQLAlchemyError as exc:
+    except DATABASE_ERRORS as exc:
         return OAuthFailure("Callback", f"check store unavailable: {type(exc).__name__}")
     if not first_use:
         return OAuthFailure("OAuthCallback", "state was used already")
@@ -173,7 +173,7 @@ async def complete_sign_in(
         return OAuthFailure("AccessDenied", "signIn callback refused")
     try:
         return await _find_or_create_user(users, profile, account, link_by_email)
-    except SQLAlchemyError as exc:
+    except DATABASE_ERRORS as exc:
         return OAuthFailure("OAuthCreateAccount", f"user store failed: {type(exc).__name__}")
 
 

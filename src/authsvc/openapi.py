@@ -177,6 +177,12 @@ THROTTLED = {
         "text/html": {"schema": {"type": "string"}},
     },
 }
+DATABASE_UNAVAILABLE = {
+    **THROTTLED,
+    "description": "The user store did not answer (database down or slow): `Retry-After` says "
+    "when to try again. With `json=true` a URL whose `error` is `ServiceUnavailable`; "
+    "otherwise an HTML page. `/readyz` is red meanwhile.",
+}
 URL_OR_REDIRECT = {
     "200": _json(UrlBody, "With `json=true`: where the client should go."),
     "302": REDIRECT,
@@ -316,6 +322,7 @@ AUTH_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             **URL_OR_REDIRECT,
             "401": _json(UrlBody, "With `json=true`: sign-in failed (CredentialsSignin)."),
             "429": THROTTLED,
+            "503": DATABASE_UNAVAILABLE,
             **BAD_BODY,
         },
     },

@@ -25,6 +25,7 @@ SIGNIN_ERRORS = {
     "CredentialsSignin": "Sign in failed. Check the details you provided are correct.",
     "SessionRequired": "Please sign in to access this page.",
     "TooManyRequests": "Too many sign-in attempts. Wait a while, then try again.",
+    "ServiceUnavailable": "Sign-in is unavailable for a moment. Try again shortly.",
 }
 DEFAULT_SIGNIN_ERROR = "Unable to sign in."
 
@@ -116,6 +117,7 @@ def error_page(*, status: int, base: str) -> str:
         403: ("Access denied", "You do not have permission to sign in."),
         429: ("Too many attempts", "Too many sign-in attempts. Wait a while, then try again."),
         500: ("Server error", "There is a problem with the server configuration."),
+        503: ("Unavailable", "Sign-in is unavailable for a moment. Try again shortly."),
     }
     heading, text = headings.get(status, ("Error", "Unable to sign in."))
     return _page(

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from authsvc import pages
 from authsvc.callbacks import SignInParams
 from authsvc.cookies import has_session_cookie, session_cookie_headers
+from authsvc.db import DATABASE_ERRORS
 from authsvc.deps import (
     CodecDep,
     HasherDep,
@@ -51,8 +52,11 @@ from authsvc.session import resolve_session, revoke_session_owner
 
 log = logging.getLogger("authsvc.routes.auth")
 
-# The error code of a throttled sign-in (not one of next-auth's; its client shows it as is).
+# Error codes that are not next-auth's (its client reports them as they are): a throttled
+# sign-in, and one the database could not serve (503, try again after Retry-After).
 THROTTLED_ERROR = "TooManyRequests"
+UNAVAILABLE_ERROR = "ServiceUnavailable"
+UNAVAILABLE_RETRY_AFTER = 5  # seconds
 
 SIGNIN_ERROR_CODES = frozenset(
     {
@@ -67,6 +71,7 @@ SIGNIN_ERROR_CODES = frozenset(
         "CredentialsSignin",
         "SessionRequired",
         THROTTLED_ERROR,
+        UNAVAILABLE_ERROR,
     }
 )
 
@@ -184,8 +189,13 @@ async def credentials_callback(
     throttled = await throttle.acquire(ctx.body.get("email"), address)
     if throttled is not None:
         metrics.signin_outcome(credentials.PROVIDER_ID, "throttled")
-        return _too_many_attempts(ctx, throttled.retry_after)
-    user = await credentials.authorize(ctx.body, users=users, hasher=hasher)
+        return _try_again_later(ctx, 429, THROTTLED_ERROR, throttled.retry_after)
+    try:
+        user = await credentials.authorize(ctx.body, users=users, hasher=hasher)
+    except DATABASE_ERRORS as exc:
+        log.error("password sign-in: database unavailable (%s)", type(exc).__name__)
+        metrics.signin_outcome(credentials.PROVIDER_ID, "unavailable")
+        return _try_again_later(ctx, 503, UNAVAILABLE_ERROR, UNAVAILABLE_RETRY_AFTER)
     if user is None:
         metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
         return error_redirect(
@@ -200,15 +210,15 @@ async def credentials_callback(
     return redirect(ctx, ctx.callback_url, cookies=new_session_cookies(ctx, codec, claims))
 
 
-def _too_many_attempts(ctx: AuthContext, retry_after: int) -> Response:
-    """429 with Retry-After: `{"url": …/error?error=TooManyRequests}` for next-auth/react
-    (its `signIn()` then reports that error and status), an HTML page for a plain form."""
+def _try_again_later(ctx: AuthContext, status: int, code: str, retry_after: int) -> Response:
+    """429 or 503 with Retry-After: `{"url": …/error?error=<code>}` for next-auth/react (its
+    `signIn()` then reports that error and status), an HTML page for a plain form."""
     headers = {**NO_STORE, "Retry-After": str(retry_after)}
     if ctx.json_mode:
-        query = urlencode({"error": THROTTLED_ERROR, "provider": credentials.PROVIDER_ID})
+        query = urlencode({"error": code, "provider": credentials.PROVIDER_ID})
         body = {"url": f"{ctx.base}/error?{query}"}
-        return json_response(ctx, body, status=429, media_type=JSON_UTF8, headers=headers)
-    response = html_response(ctx, pages.error_page(status=429, base=ctx.base), 429)
+        return json_response(ctx, body, status=status, media_type=JSON_UTF8, headers=headers)
+    response = html_response(ctx, pages.error_page(status=status, base=ctx.base), status)
     response.headers.update(headers)
     return response
 
