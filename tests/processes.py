@@ -104,7 +104,7 @@ def authsvc_environment(*, url: str, database_url: str, **extra: str) -> dict[st
 
 @contextmanager
 def run_authsvc(
-    directory: Path, *, public_url: str, port: int | None = None, **extra: str
+    directory: Path, *, public_url: str, port: int | None = None, workers: int = 1, **extra: str
 ) -> Iterator[Authsvc]:
     """`authsvc serve` on loopback, on an SQLite file it migrates itself."""
     port = port or free_port()
@@ -112,8 +112,9 @@ def run_authsvc(
     log = directory / "authsvc.log"
     env = authsvc_environment(url=public_url, database_url=database_url, **extra)
     with log.open("wb") as sink:
+        command = [str(AUTHSVC), "serve", "--host", "127.0.0.1", "--port", str(port)]
         process = subprocess.Popen(
-            [str(AUTHSVC), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "--workers", str(workers)],
             env=env,
             cwd=directory,
             stdout=sink,

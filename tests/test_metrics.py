@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,9 +12,11 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from authsvc.app import create_app
+from authsvc.metrics import FLUSH_SECONDS
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from tests.conftest import BASE, SECRET, make_settings
+from tests.processes import run_authsvc
 
 TOKEN = TokenCodec([SECRET]).encode({"sub": "u1", "email": "a@b.co", "role": "ADMIN"}, 600)
 PASSWORD = "correct-horse-battery"
@@ -145,3 +149,43 @@ async def test_latency_buckets_are_cumulative_and_the_sum_is_the_time_spent(
     assert value(found, f"{name}_bucket", le="+Inf", **labels) == 3
     assert value(found, f"{name}_bucket", le="2.5", **labels) == 3
     assert 0 < value(found, f"{name}_sum", **labels) < 3
+
+
+# --- `authsvc serve --workers N`: one scrape shows the whole process group -------------------
+
+GROUP_REQUESTS = 120
+
+
+def _healthz_count(exposition: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("authsvc_http_requests_total{") and 'route="/healthz"' in line
+    )
+
+
+def _scrape(url: str) -> str:
+    return httpx.get(f"{url}/metrics", headers={"connection": "close"}).text
+
+
+def test_every_scrape_of_a_multi_worker_server_counts_every_workers_requests(
+    tmp_path: Path,
+) -> None:
+    with run_authsvc(tmp_path, public_url="http://localhost:3000", workers=2) as server:
+        time.sleep(FLUSH_SECONDS + 0.5)  # the start-up probes are counted and written
+        before = _healthz_count(_scrape(server.url))
+        for _ in range(GROUP_REQUESTS):  # a new connection each: the workers share them
+            httpx.get(f"{server.url}/healthz", headers={"connection": "close"})
+        time.sleep(FLUSH_SECONDS + 0.5)
+        scrapes = [_scrape(server.url) for _ in range(10)]
+    assert {_healthz_count(text) for text in scrapes} == {before + GROUP_REQUESTS}
+    assert all("authsvc_metrics_processes 2.0" in text for text in scrapes)
+
+
+def test_a_single_process_reports_itself_alone(tmp_path: Path) -> None:
+    with run_authsvc(tmp_path, public_url="http://localhost:3000") as server:
+        before = _healthz_count(_scrape(server.url))
+        httpx.get(f"{server.url}/healthz")
+        text = _scrape(server.url)
+    assert "authsvc_metrics_processes 1.0" in text
+    assert _healthz_count(text) == before + 1

@@ -56,11 +56,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        metrics.flush()
         await http.aclose()
         await database.dispose()
         await throttle.aclose()
 
-    metrics = Metrics()
+    metrics = Metrics(group_directory=settings.metrics_dir)
     app = AuthService(
         metrics=metrics,
         title="authsvc",

@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import base64
 import logging
+import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -108,6 +110,29 @@ def _migrate(settings: Settings) -> None:
         raise CliError(f"migration failed: {type(exc).__name__}: {exc}") from None
 
 
+@contextmanager
+def _metrics_group(settings: Settings, workers: int) -> Iterator[None]:
+    """Workers share their metrics through a directory (see metrics.py): a fresh one for
+    this run unless AUTHSVC_METRICS_DIR names one, which is emptied of old snapshots."""
+    from authsvc.metrics import SNAPSHOT_PREFIX
+
+    if settings.metrics_dir is not None:
+        settings.metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in settings.metrics_dir.glob(f"{SNAPSHOT_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+        yield
+        return
+    if workers < 2:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="authsvc-metrics-") as directory:
+        os.environ["AUTHSVC_METRICS_DIR"] = directory  # read by each worker's settings
+        try:
+            yield
+        finally:
+            os.environ.pop("AUTHSVC_METRICS_DIR", None)
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -116,24 +141,25 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     _prepare_database(settings)
-    uvicorn.run(
-        "authsvc.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        log_config=log_config(settings),
-        # authsvc logs each request itself, with the client from trusted proxies only.
-        access_log=False,
-        proxy_headers=False,
-        # A request head over AUTHSVC_MAX_HEADER_BYTES gets 431, a head or body slower than
-        # AUTHSVC_HEAD_TIMEOUT / AUTHSVC_BODY_TIMEOUT gets 408 (see serving.py).
-        http=LimitedHttpToolsProtocol,
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        timeout_keep_alive=settings.keepalive_timeout,
-        limit_concurrency=settings.max_connections,
-    )
+    with _metrics_group(settings, args.workers):
+        uvicorn.run(
+            "authsvc.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            log_config=log_config(settings),
+            # authsvc logs each request itself, with the client from trusted proxies only.
+            access_log=False,
+            proxy_headers=False,
+            # A request head over AUTHSVC_MAX_HEADER_BYTES gets 431, a head or body slower
+            # than AUTHSVC_HEAD_TIMEOUT / AUTHSVC_BODY_TIMEOUT gets 408 (see serving.py).
+            http=LimitedHttpToolsProtocol,
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+            timeout_keep_alive=settings.keepalive_timeout,
+            limit_concurrency=settings.max_connections,
+        )
 
 
 def _email(raw: str) -> str:

@@ -11,6 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -172,6 +173,9 @@ class Settings(BaseSettings):
     keepalive_timeout: int = Field(
         default=5, ge=1, le=3600, validation_alias="AUTHSVC_KEEPALIVE_TIMEOUT"
     )
+    # Where the processes of one `serve --workers N` share their metrics (metrics.py);
+    # `serve` makes a fresh one when it starts more than one worker and this is unset.
+    metrics_dir: Path | None = Field(default=None, validation_alias="AUTHSVC_METRICS_DIR")
     # Connections (and requests in flight) one worker takes on; past it, 503 at once.
     max_connections: int = Field(
         default=1000, ge=1, le=65535, validation_alias="AUTHSVC_MAX_CONNECTIONS"
