@@ -48,6 +48,7 @@ from tests.hostile_idp import (
     IdTokenMutation,
     running_idp,
 )
+from tests.prisma import fetch_rows, storefront_database
 
 CODEC = TokenCodec([SECRET])
 SESSION_COOKIE = "next-auth.session-token"
@@ -1074,7 +1075,7 @@ class EveryoneLooksUpBeforeAnyoneCreates(SqlAlchemyUserRepository):
     """No create runs until all logins have missed the user: they all race to insert."""
 
     def __init__(self, service: Service) -> None:
-        super().__init__(service.app.state.database.sessions)
+        super().__init__(service.app.state.database.sessions, service.app.state.user_tables)
         self.arrived = 0
         self.all_arrived = asyncio.Event()
 
@@ -1105,7 +1106,7 @@ class OneCommitsBetweenTheOthersLookups(SqlAlchemyUserRepository):
     their email up."""
 
     def __init__(self, service: Service) -> None:
-        super().__init__(service.app.state.database.sessions)
+        super().__init__(service.app.state.database.sessions, service.app.state.user_tables)
         self.missed = 0
         self.all_missed = asyncio.Event()
         self.committed = asyncio.Event()
@@ -1182,6 +1183,39 @@ async def test_twenty_first_logins_where_one_commits_first_make_one_user_with_on
     shared_service.app.dependency_overrides[get_user_repository] = lambda: users
     responses = await twenty_first_logins(shared_service)
     await assert_one_user_for_all(shared_service, responses)
+
+
+@pytest.fixture
+async def storefront_service(
+    idp: HostileIdP, other_idp: HostileIdP, hasher: PasswordHasher
+) -> AsyncIterator[Service]:
+    """authsvc in Prisma mode on a fresh copy of the storefront's Prisma tables."""
+    async with (
+        storefront_database() as dsn,
+        running_service(
+            dsn, idp, other_idp, hasher, oauth_timeout=5.0, user_schema="prisma"
+        ) as svc,
+    ):
+        yield svc
+
+
+@pytest.mark.parametrize(
+    "store", [EveryoneLooksUpBeforeAnyoneCreates, OneCommitsBetweenTheOthersLookups]
+)
+async def test_twenty_first_logins_on_the_storefronts_prisma_tables_make_one_user(
+    storefront_service: Service, store: type[EveryoneLooksUpBeforeAnyoneCreates]
+) -> None:
+    users = store(storefront_service)
+    storefront_service.app.dependency_overrides[get_user_repository] = lambda: users
+    responses = await twenty_first_logins(storefront_service)
+
+    for response in responses:
+        assert_signed_in(response)
+    dsn = storefront_service.app.state.settings.database_url
+    rows = await fetch_rows(dsn, 'SELECT "id" FROM "users"')
+    accounts = await fetch_rows(dsn, 'SELECT "userId" FROM "accounts"')
+    assert {session_claims(response)["id"] for response in responses} == {rows[0]["id"]}
+    assert len(rows) == 1 and accounts == [{"userId": rows[0]["id"]}]
 
 
 # -- what a provider says about the person must be trustworthy and must fit ------------

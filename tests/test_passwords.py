@@ -17,6 +17,7 @@ from authsvc.users.passwords import (
     MAX_PASSWORD_BYTES,
     PasswordHasher,
     PasswordPolicyError,
+    hash_format,
 )
 from authsvc.users.repository import UserRecord
 from tests.fakes import InMemoryUsers
@@ -145,6 +146,72 @@ async def test_a_wrong_password_against_bcrypt_is_refused_without_upgrade(
 
     assert not result.ok
     assert result.upgraded_hash is None
+
+
+async def test_a_2y_bcrypt_hash_from_php_verifies(hasher: PasswordHasher) -> None:
+    stored = "$2y$" + bcrypt_hash(PASSWORD, "$2b$")[4:]
+
+    assert (await hasher.verify(stored, PASSWORD)).ok
+
+
+@pytest.mark.parametrize("prefix", ["$2b$", "$2a$"])
+async def test_a_bcrypt_hash_is_kept_when_upgrading_bcrypt_is_off(
+    hasher: PasswordHasher, prefix: str
+) -> None:
+    result = await hasher.verify(bcrypt_hash(PASSWORD, prefix), PASSWORD, upgrade_bcrypt=False)
+
+    assert result.ok
+    assert result.upgraded_hash is None
+
+
+async def test_a_weaker_argon2_hash_is_upgraded_even_when_upgrading_bcrypt_is_off(
+    hasher: PasswordHasher,
+) -> None:
+    weak = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+
+    result = await hasher.verify(weak, PASSWORD, upgrade_bcrypt=False)
+
+    assert result.upgraded_hash is not None
+
+
+@pytest.mark.parametrize("kind", [argon2.Type.I, argon2.Type.D])
+async def test_an_argon2i_or_argon2d_hash_verifies_and_becomes_argon2id(
+    hasher: PasswordHasher, kind: argon2.Type
+) -> None:
+    other = argon2.PasswordHasher(type=kind).hash(PASSWORD)
+
+    result = await hasher.verify(other, PASSWORD)
+
+    assert result.ok
+    assert result.upgraded_hash is not None
+    assert_current_argon2id(result.upgraded_hash)
+
+
+@pytest.mark.parametrize(
+    ("stored", "scheme"),
+    [
+        ("$2a$10$" + "a" * 53, "bcrypt"),
+        ("$2b$12$" + "./A9" * 13 + "z", "bcrypt"),
+        ("$2y$04$" + "a" * 53, "bcrypt"),
+        ("$2x$10$" + "a" * 53, None),
+        ("$2b$10$" + "a" * 52, None),
+        ("$2b$03$" + "a" * 53, None),
+        ("$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$" + "A" * 43, "argon2"),
+        ("$argon2i$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$" + "A" * 43, "argon2"),
+        ("$argon2id$v=19$m=65536,t=3,p=4$broken", None),
+        ("pbkdf2_sha256$600000$salt$hash", None),
+        ("plain text", None),
+        ("", None),
+    ],
+)
+def test_hash_format_names_the_schemes_authsvc_verifies(stored: str, scheme: str | None) -> None:
+    assert hash_format(stored) == scheme
+
+
+async def test_an_unknown_format_is_a_failed_check_that_says_so(hasher: PasswordHasher) -> None:
+    result = await hasher.verify("pbkdf2_sha256$600000$salt$hash", PASSWORD)
+
+    assert (result.ok, result.upgraded_hash, result.unknown_format) == (False, None, True)
 
 
 async def test_a_weaker_argon2_hash_verifies_and_is_upgraded(hasher: PasswordHasher) -> None:

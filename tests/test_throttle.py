@@ -46,9 +46,11 @@ class CountingHasher(PasswordHasher):
         super().__init__(argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
         self.checks = 0
 
-    async def verify(self, stored_hash: str, password: str) -> Verification:
+    async def verify(
+        self, stored_hash: str, password: str, *, upgrade_bcrypt: bool = True
+    ) -> Verification:
         self.checks += 1
-        return await super().verify(stored_hash, password)
+        return await super().verify(stored_hash, password, upgrade_bcrypt=upgrade_bcrypt)
 
     async def waste_time(self, password: str) -> None:
         self.checks += 1

@@ -28,6 +28,7 @@ from authsvc.users.repository import (
     SqlAlchemyUserRepository,
     UserRepository,
 )
+from authsvc.users.tables import tables_for
 
 
 def create_app(
@@ -72,7 +73,9 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.codec = settings.session_codec()
-    app.state.users = users or SqlAlchemyUserRepository(database.sessions)
+    tables = tables_for(settings)
+    app.state.user_tables = tables
+    app.state.users = users or SqlAlchemyUserRepository(database.sessions, tables)
     app.state.hasher = hasher or PasswordHasher()
     app.state.throttle = throttle
     app.state.jwt_callback = DefaultJwtCallback(
@@ -94,7 +97,7 @@ def create_app(
     app.state.session_callback = DefaultSessionCallback()
     app.state.providers = build_providers(settings)
     app.state.http = http
-    app.state.check_store = SqlAlchemyCheckStore(database.sessions)
+    app.state.check_store = SqlAlchemyCheckStore(database.sessions, tables.used_checks)
     app.state.metrics = metrics
     app.include_router(health.router)
     for router in (auth.router, oauth.router, fallback.router):

@@ -102,10 +102,10 @@ def _prepare_database(settings: Settings) -> None:
 
 
 def _migrate(settings: Settings) -> None:
-    from authsvc.migrations import upgrade
+    from authsvc.migrations import migrate
 
     try:
-        upgrade(settings.database_url)
+        migrate(settings)
     except Exception as exc:
         raise CliError(f"migration failed: {type(exc).__name__}: {exc}") from None
 
@@ -172,10 +172,11 @@ def _email(raw: str) -> str:
 @asynccontextmanager
 async def _user_store(settings: Settings) -> AsyncIterator[SqlAlchemyUserRepository]:
     from authsvc.db import Database
+    from authsvc.users.tables import tables_for
 
     database = Database(settings.database_url)
     try:
-        yield SqlAlchemyUserRepository(database.sessions)
+        yield SqlAlchemyUserRepository(database.sessions, tables_for(settings))
     finally:
         await database.dispose()
 

@@ -19,12 +19,13 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authsvc.cookies import CookiePolicy
-from authsvc.database_url import DatabaseUrlError, parse_database_url
+from authsvc.database_url import MAX_SCHEMA_BYTES, DatabaseUrlError, parse_database_url
 from authsvc.redirects import origin_of
 from authsvc.throttle import ThrottleConfigError, check_storage, parse_limit
 from authsvc.token_cache import TokenCache
 from authsvc.tokens import TokenCodec, is_session_shaped
 from authsvc.tokens_v5 import AuthjsTokenCodec
+from authsvc.users.tables import PRISMA_SCHEMA, PrismaMapError, PrismaNames, parse_prisma_map
 
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
@@ -232,6 +233,20 @@ class Settings(BaseSettings):
     # userinfo, JWKS together), and so on each of its calls.
     oauth_timeout: float = Field(default=5.0, gt=0, le=30, validation_alias="AUTHSVC_OAUTH_TIMEOUT")
 
+    # Where the users live: authsvc's own tables, or the storefront's Prisma-made `users`
+    # and `accounts` as they are (users/tables.py; docs/migrating-from-next-auth.md).
+    user_schema: Literal["authsvc", "prisma"] = Field(
+        default="authsvc", validation_alias="AUTHSVC_USER_SCHEMA"
+    )
+    # Prisma mode: the schema's `@@map`/`@map` names where they differ from the storefront's
+    # (`User=User,Account=Account,User.fundraiserId=fundraiser_id`).
+    prisma_map: str = Field(default="", validation_alias="AUTHSVC_PRISMA_MAP")
+    # Prisma mode: authsvc's own PostgreSQL schema (its state and Alembic version table).
+    db_schema: str = Field(default="authsvc", validation_alias="AUTHSVC_DB_SCHEMA")
+    # Rewrite a bcrypt hash as Argon2id after a successful sign-in. Unset: on, except in
+    # Prisma mode, where the storefront may still `bcrypt.compare` the same column.
+    password_rehash: bool | None = Field(default=None, validation_alias="AUTHSVC_PASSWORD_REHASH")
+
     @field_validator("previous_secrets", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
@@ -340,11 +355,47 @@ class Settings(BaseSettings):
             if page and not (page.startswith("/") and not page.startswith("//")):
                 check_endpoint(variable, page)
         self._check_operations()
+        self._check_user_schema()
+        return self
+
+    @property
+    def prisma_mode(self) -> bool:
+        return self.user_schema == "prisma"
+
+    @property
+    def rehash_bcrypt(self) -> bool:
+        return not self.prisma_mode if self.password_rehash is None else self.password_rehash
+
+    @property
+    def prisma_names(self) -> PrismaNames:
         try:
-            parse_database_url(self.database_url)
+            return parse_prisma_map(self.prisma_map)
+        except PrismaMapError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _check_user_schema(self) -> None:
+        try:
+            target = parse_database_url(self.database_url)
         except DatabaseUrlError as exc:
             raise ConfigError(str(exc)) from None
-        return self
+        self.prisma_names  # noqa: B018 - parsing raises ConfigError
+        if not self.prisma_mode:
+            return
+        if target.is_sqlite:
+            raise ConfigError(
+                "AUTHSVC_USER_SCHEMA=prisma runs on the storefront's PostgreSQL database: set "
+                "DATABASE_URL to the one in its .env (postgresql://…)"
+            )
+        storefront = target.schema or PRISMA_SCHEMA
+        if not self.db_schema or len(self.db_schema.encode()) > MAX_SCHEMA_BYTES:
+            raise ConfigError(
+                f"AUTHSVC_DB_SCHEMA must name a PostgreSQL schema (1 to {MAX_SCHEMA_BYTES} bytes)"
+            )
+        if self.db_schema == storefront:
+            raise ConfigError(
+                f"AUTHSVC_DB_SCHEMA must not be the storefront's schema ({storefront}): prisma "
+                "migrate would see authsvc's tables as drift; keep the default, authsvc"
+            )
 
     def _check_authjs_secrets(self) -> None:
         if not self.authjs_v5:

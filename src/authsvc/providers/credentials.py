@@ -23,9 +23,14 @@ PROVIDER_NAME = "Credentials"
 
 
 async def authorize(
-    credentials: Mapping[str, Any], *, users: UserRepository, hasher: PasswordHasher
+    credentials: Mapping[str, Any],
+    *,
+    users: UserRepository,
+    hasher: PasswordHasher,
+    rehash_bcrypt: bool = True,
 ) -> UserRecord | None:
-    """The user these credentials belong to, or None."""
+    """The user these credentials belong to, or None. A bcrypt hash is rewritten as
+    Argon2id after a success only with `rehash_bcrypt` (AUTHSVC_PASSWORD_REHASH)."""
     password = credentials.get("password")
     if not isinstance(password, str):
         password = ""
@@ -34,7 +39,10 @@ async def authorize(
     if user is None or not user.password_hash:
         await hasher.waste_time(password)
         return None
-    result = await hasher.verify(user.password_hash, password)
+    result = await hasher.verify(user.password_hash, password, upgrade_bcrypt=rehash_bcrypt)
+    if result.unknown_format:
+        # The same answer as a wrong password; the operator learns why (never the hash).
+        log.warning("user %s has a password hash authsvc cannot verify: sign-in refused", user.id)
     if not result.ok:
         return None
     if result.upgraded_hash is not None:

@@ -191,7 +191,9 @@ async def credentials_callback(
         metrics.signin_outcome(credentials.PROVIDER_ID, "throttled")
         return _try_again_later(ctx, 429, THROTTLED_ERROR, throttled.retry_after)
     try:
-        user = await credentials.authorize(ctx.body, users=users, hasher=hasher)
+        user = await credentials.authorize(
+            ctx.body, users=users, hasher=hasher, rehash_bcrypt=ctx.settings.rehash_bcrypt
+        )
     except DATABASE_ERRORS as exc:
         log.error("password sign-in: database unavailable (%s)", type(exc).__name__)
         metrics.signin_outcome(credentials.PROVIDER_ID, "unavailable")

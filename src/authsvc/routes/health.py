@@ -18,16 +18,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
+from sqlalchemy import Executable, literal, select
 
 from authsvc.db import Database
 from authsvc.metrics import MetricsDep
 from authsvc.openapi import ReadyBody
 from authsvc.settings import ConfigError, Settings
+from authsvc.users.tables import UserTables
 
 log = logging.getLogger("authsvc.health")
 router = APIRouter(tags=["operations"])
-READY_QUERY = text("SELECT 1 FROM users LIMIT 1")
 
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -37,11 +37,16 @@ def _reply(status: int, body: Any) -> Response:
     return JSONResponse(body, status_code=status, headers=NO_STORE)
 
 
-async def _database_ready(database: Database, seconds: float) -> bool:
+def ready_query(tables: UserTables) -> Executable:
+    """One row of the users table (the storefront's, in Prisma mode)."""
+    return select(literal(1)).select_from(tables.users).limit(1)
+
+
+async def _database_ready(database: Database, tables: UserTables, seconds: float) -> bool:
     try:
         async with asyncio.timeout(seconds):
             async with database.engine.connect() as conn:
-                await conn.execute(READY_QUERY)
+                await conn.execute(ready_query(tables))
     except Exception as exc:
         log.warning("readiness: database unavailable (%s)", type(exc).__name__)
         return False
@@ -69,7 +74,9 @@ async def readyz(request: Request) -> Response:
     checks = {
         "settings": "ok" if _settings_ready(settings) else "invalid",
         "database": "ok"
-        if await _database_ready(request.app.state.database, settings.database_timeout)
+        if await _database_ready(
+            request.app.state.database, request.app.state.user_tables, settings.database_timeout
+        )
         else "unavailable",
     }
     if all(value == "ok" for value in checks.values()):
