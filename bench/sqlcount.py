@@ -32,7 +32,7 @@ async def _count(settings: Settings, token: str, requests: int) -> tuple[int, in
     def counter(*args: Any) -> None:
         statements.append(str(args[2]))
 
-    engine = app.state.database.engine.sync_engine
+    engine = app.services.database.engine.sync_engine
     event.listen(engine, "before_cursor_execute", counter)
     statuses: set[int] = set()
     transport = httpx.ASGITransport(app=app)
@@ -43,7 +43,7 @@ async def _count(settings: Settings, token: str, requests: int) -> tuple[int, in
                 answer = await client.get(path, cookies=cookies)
                 statuses.add(answer.status_code)
     event.remove(engine, "before_cursor_execute", counter)
-    await app.state.database.dispose()
+    await app.services.database.dispose()
     return len(statements), requests * len(PATHS), statuses
 
 

@@ -18,10 +18,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import event, text
 
 from authsvc.app import create_app
+from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.settings import Settings
 from authsvc.users.models import Role
@@ -101,9 +101,9 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, hasher: PasswordHasher) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings, hasher: PasswordHasher) -> AsyncIterator[AuthService]:
     application = create_app(settings, hasher=hasher)
-    database = application.state.database
+    database = application.services.database
     if settings.database_url.startswith("postgresql"):
         async with database.engine.begin() as conn:
             await conn.execute(text("TRUNCATE users CASCADE"))
@@ -117,7 +117,7 @@ async def _set_cookies_fit_a_browser(response: httpx.Response) -> None:
         assert size <= MAX_SET_COOKIE_BYTES, f"a browser may drop this {size}-byte Set-Cookie"
 
 
-def asgi_client(app: FastAPI, base_url: str = BASE) -> httpx.AsyncClient:
+def asgi_client(app: AuthService, base_url: str = BASE) -> httpx.AsyncClient:
     """A client of `app` in-process; every Set-Cookie it receives must fit in a browser."""
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
@@ -127,7 +127,7 @@ def asgi_client(app: FastAPI, base_url: str = BASE) -> httpx.AsyncClient:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: AuthService) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(app) as http:
         yield http
 
@@ -145,10 +145,10 @@ class StatementCounter:
 
 
 @pytest.fixture
-def sql_statements(app: FastAPI) -> Iterator[StatementCounter]:
+def sql_statements(app: AuthService) -> Iterator[StatementCounter]:
     """Every SQL statement the app sends from now on."""
     counter = StatementCounter()
-    engine = app.state.database.engine.sync_engine
+    engine = app.services.database.engine.sync_engine
     event.listen(engine, "before_cursor_execute", counter)
     yield counter
     event.remove(engine, "before_cursor_execute", counter)
@@ -162,14 +162,14 @@ async def app_client(
     application = create_app(settings, hasher=hasher)
     async with asgi_client(application, base_url) as http:
         yield http
-    await application.state.database.dispose()
+    await application.services.database.dispose()
 
 
-async def add_user(app: FastAPI, email: str, password: str, **fields: Any) -> UserRecord:
+async def add_user(app: AuthService, email: str, password: str, **fields: Any) -> UserRecord:
     """A user who signs in with this password (role ADMIN unless `role` says otherwise)."""
-    user: UserRecord = await app.state.users.create(
+    user: UserRecord = await app.services.users.create(
         email=email,
-        password_hash=await app.state.hasher.hash(password),
+        password_hash=await app.services.hasher.hash(password),
         **{"role": Role.ADMIN, **fields},
     )
     return user

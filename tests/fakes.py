@@ -8,11 +8,16 @@ without one, and records what they asked for.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
+from authsvc.callbacks import Callbacks
+from authsvc.dependencies import OwnServices
+from authsvc.lookups import session_lookups
 from authsvc.users.models import Role, new_id
 from authsvc.users.repository import AccountLinkedError, UserExistsError, UserRecord
+from tests.conftest import make_settings
 
 
 class InMemoryUsers:
@@ -103,3 +108,14 @@ class InMemoryUsers:
             return None
         self.by_email[record.email] = dataclasses.replace(record, name=name, image=image)
         return self.by_email[record.email]
+
+
+def services_over(
+    users: InMemoryUsers, callbacks: Callbacks | None = None, **settings: Any
+) -> OwnServices:
+    """What the callbacks and the read path see, over this in-memory store (no database)."""
+    checked = make_settings(**settings)
+    lookups = session_lookups(checked, 10)
+    return OwnServices(
+        checked, checked.session_codec(), callbacks or Callbacks(), lookups, users=users
+    )

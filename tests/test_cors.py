@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from authsvc.app import create_app
+from authsvc.hotpath import AuthService
 from authsvc.settings import Settings
 from authsvc.users.models import Role
 from tests.conftest import BASE, make_settings
@@ -28,7 +28,7 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def api(app: AuthService) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=API) as http:
         yield http
@@ -93,11 +93,11 @@ async def test_an_unlisted_origin_fails_the_csrf_origin_check(api: httpx.AsyncCl
 
 
 async def test_the_session_cookie_is_shared_with_the_parent_domain(
-    app: FastAPI, api: httpx.AsyncClient
+    app: AuthService, api: httpx.AsyncClient
 ) -> None:
-    await app.state.users.create(
+    await app.services.users.create(
         email="ana@example.com",
-        password_hash=await app.state.hasher.hash(PASSWORD),
+        password_hash=await app.services.hasher.hash(PASSWORD),
         role=Role.ADMIN,
     )
     csrf_response = await api.get("/api/auth/csrf")

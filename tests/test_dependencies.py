@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI
 
 from authsvc.callbacks import JwtParams
 from authsvc.dependencies import Session, SessionAuth
+from authsvc.hotpath import AuthService
 from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.models import Role
@@ -143,18 +144,18 @@ async def test_the_cookie_name_follows_nextauth_url_like_authsvc() -> None:
 
 
 async def test_a_session_signed_in_at_authsvc_is_read_by_the_other_service(
-    app: FastAPI, client: httpx.AsyncClient
+    app: AuthService, client: httpx.AsyncClient
 ) -> None:
-    await app.state.users.create(
+    await app.services.users.create(
         email="ana@example.com",
         name="Ana",
-        password_hash=await app.state.hasher.hash("correct-horse-battery"),
+        password_hash=await app.services.hasher.hash("correct-horse-battery"),
         role=Role.ADMIN,
     )
     csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
     form = {"email": "ana@example.com", "password": "correct-horse-battery", "csrfToken": csrf}
     await client.post("/api/auth/callback/credentials", data=form)
-    shop = orders_service(SessionAuth(app.state.settings))
+    shop = orders_service(SessionAuth(app.services.settings))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop), base_url=SHOP) as http:
         response = await http.get("/staff", headers=cookie(client.cookies[SESSION]))
     assert response.status_code == 200

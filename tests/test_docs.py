@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from authsvc.forward_auth import IDENTITY_HEADERS
+from authsvc.migrations import upgrade
 from authsvc.settings import Settings
+from authsvc.tokens import TokenCodec
+from authsvc.users.models import Role
+from tests.conftest import BASE, SECRET
 from tests.processes import EXAMPLES, ROOT
 
 VERIFY = "/api/auth/verify"
+PASSWORD = "correct-horse-battery"
 IDENTITY = {name.lower() for name in IDENTITY_HEADERS}
 
 
@@ -89,3 +97,53 @@ def test_envoy_asks_verify_with_the_cookie_and_fails_closed_within_200_ms() -> N
     assert {"exact": "cookie"} in ext_authz["allowed_headers"]["patterns"]
     upstream = service["authorization_response"]["allowed_upstream_headers"]["patterns"]
     assert {pattern["exact"] for pattern in upstream} == IDENTITY
+
+
+# --- the Python examples run ---------------------------------------------------------------
+
+
+def python_block_after(document: str, heading: str) -> str:
+    """The first ```python block after `heading` in `document` (a path under the root)."""
+    text = (ROOT / document).read_text()
+    rest = text[text.index(heading) :]
+    match = re.search(r"```python\n(.*?)```", rest, re.DOTALL)
+    assert match is not None, f"no python block after {heading!r} in {document}"
+    return match.group(1)
+
+
+@pytest.fixture
+async def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What an example reads when it builds its app: a secret, a URL, a migrated SQLite."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'authsvc.db'}"
+    await asyncio.to_thread(upgrade, url)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("NEXTAUTH_URL", BASE)
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+def run_example(code: str, name: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": name}
+    exec(compile(code, name, "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace
+
+
+@pytest.mark.usefixtures("environment")
+async def test_the_readme_callback_example_keeps_every_users_role() -> None:
+    app = run_example(python_block_after("README.md", "### Your own callbacks"), "shop_auth")["app"]
+    users, hasher = app.services.users, app.services.hasher
+    await users.create(
+        email="ana@example.com", password_hash=await hasher.hash(PASSWORD), role=Role.ADMIN
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
+        form = {"email": "ana@example.com", "password": PASSWORD, "csrfToken": csrf}
+        assert (await client.post("/api/auth/callback/credentials", data=form)).status_code == 302
+        verify = await client.get(VERIFY)
+        session = (await client.get("/api/auth/session")).json()
+        claims = TokenCodec([SECRET]).decode(client.cookies["next-auth.session-token"])
+    assert (verify.status_code, verify.headers["x-auth-request-role"]) == (200, "ADMIN")
+    assert session["user"]["role"] == "ADMIN"
+    assert claims is not None and claims["tier"] == "gold"
+    await app.services.aclose()

@@ -33,9 +33,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from authsvc.app import create_app
+from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
@@ -63,8 +63,8 @@ async def faulty_database() -> AsyncIterator[tuple[str, str, str]]:
     url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     await asyncio.to_thread(upgrade, f"{url}/{name}")
     app = create_app(make_settings(database_url=f"{url}/{name}"))
-    user = await app.state.users.create(email=EMAIL, name="Legacy", role=Role.STAFF)
-    await app.state.database.dispose()
+    user = await app.services.users.create(email=EMAIL, name="Legacy", role=Role.STAFF)
+    await app.services.database.dispose()
     yield name, f"{url}/{name}", user.id
     await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -72,16 +72,16 @@ async def faulty_database() -> AsyncIterator[tuple[str, str, str]]:
 
 
 @pytest.fixture
-async def outage_app(faulty_database: tuple[str, str, str]) -> AsyncIterator[FastAPI]:
+async def outage_app(faulty_database: tuple[str, str, str]) -> AsyncIterator[AuthService]:
     name, url, _ = faulty_database
     app = create_app(make_settings(database_url=url))
     yield app
     await set_reachable(name, True)
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 @pytest.fixture
-async def client(outage_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(outage_app: AuthService) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=outage_app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
         yield http
@@ -256,7 +256,7 @@ async def unreachable_client() -> AsyncIterator[httpx.AsyncClient]:
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
         yield http
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 def assert_unavailable_in_json(response: httpx.Response) -> None:
@@ -300,11 +300,11 @@ async def test_readyz_is_red_while_password_sign_in_is_refused(
 
 
 async def test_password_sign_in_works_again_once_the_database_is_back(
-    outage_app: FastAPI, client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
+    outage_app: AuthService, client: httpx.AsyncClient, faulty_database: tuple[str, str, str]
 ) -> None:
     email = f"back-{uuid.uuid4().hex[:8]}@example.com"
-    hashed = await outage_app.state.hasher.hash(PASSWORD)
-    await outage_app.state.users.create(email=email, password_hash=hashed)
+    hashed = await outage_app.services.hasher.hash(PASSWORD)
+    await outage_app.services.users.create(email=email, password_hash=hashed)
     await set_reachable(faulty_database[0], False)
     during = await sign_in(client, email)
     await set_reachable(faulty_database[0], True)
@@ -335,12 +335,14 @@ async def far_database(
 
 
 @asynccontextmanager
-async def far_client(url: str, **settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def far_client(
+    url: str, **settings: Any
+) -> AsyncIterator[tuple[AuthService, httpx.AsyncClient]]:
     app = create_app(make_settings(database_url=url, database_pool_size=POOL_SIZE, **settings))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
         yield app, http
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 async def verify_many(http: httpx.AsyncClient, count: int) -> list[tuple[int, float]]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authsvc.callbacks import JwtParams
+from authsvc.callbacks import Callbacks, JwtParams
 from authsvc.forward_auth import (
     IDENTITY_HEADERS,
     Allow,
@@ -28,6 +28,7 @@ from authsvc.forward_auth import (
 )
 from authsvc.tokens import TokenCodec
 from tests.conftest import SECRET
+from tests.fakes import InMemoryUsers, services_over
 
 ANA = Identity(user_id="u1", email="ana@shop.example.com", role="ADMIN", name="Ana")
 BOB = Identity(user_id="u2", email="bob@example.org", role="CUSTOMER")
@@ -171,12 +172,8 @@ async def add_role(params: JwtParams) -> dict[str, Any]:
 
 
 async def run_decide(token: str | None, query: list[tuple[str, str]], jwt: Any = keep_token) -> Any:
-    return await decide(
-        token,
-        parse_policy(query),
-        codec=CODEC,
-        jwt_callback=jwt,
-    )
+    services = services_over(InMemoryUsers(), Callbacks(jwt=jwt))
+    return await decide(token, parse_policy(query), services)
 
 
 def ana_token(**claims: Any) -> str:

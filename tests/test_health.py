@@ -87,7 +87,7 @@ async def outage_client(
     app = create_app(make_settings(database_url=url, database_timeout=1.0))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
         yield http
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 async def test_readyz_follows_a_database_outage_and_recovers_without_restart(

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
+from authsvc.hotpath import AuthService
 from authsvc.settings import Settings
 from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec
@@ -229,7 +229,7 @@ def test_token_encoded_here_is_read_by_get_token_from_a_bearer_header(
 
 
 async def test_credentials_sign_in_sets_a_cookie_auth_core_decodes(
-    auth_core: AuthCore, client: httpx.AsyncClient, app: FastAPI
+    auth_core: AuthCore, client: httpx.AsyncClient, app: AuthService
 ) -> None:
     user = await add_user(app, "ana@example.com", "correct horse battery staple", name="Ana")
 
@@ -285,7 +285,7 @@ async def test_cookie_set_here_works_in_auth_cores_own_session_route(
 
 
 async def test_session_refresh_issues_a_token_auth_core_reads_with_fresh_iat_exp_jti(
-    auth_core: AuthCore, client: httpx.AsyncClient, app: FastAPI
+    auth_core: AuthCore, client: httpx.AsyncClient, app: AuthService
 ) -> None:
     issued = int(time.time()) - 3600
     old = CODEC.decode(CODEC.encode(STOREFRONT, 7200, now=issued))
@@ -298,7 +298,7 @@ async def test_session_refresh_issues_a_token_auth_core_reads_with_fresh_iat_exp
     assert claims is not None
     assert without_times(claims) == STOREFRONT
     assert claims["iat"] >= before > old["iat"]
-    assert claims["exp"] == claims["iat"] + app.state.settings.session_max_age
+    assert claims["exp"] == claims["iat"] + app.services.settings.session_max_age
     assert claims["jti"] != old["jti"]
 
 

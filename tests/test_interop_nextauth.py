@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
+from authsvc.hotpath import AuthService
 from authsvc.tokens import TokenCodec
 from tests.conftest import SECRET, StatementCounter, add_user
 from tests.node_oracle import (
@@ -227,7 +227,7 @@ async def test_chunked_cookies_set_here_reassemble_in_get_token(
 
 
 async def test_session_refresh_issues_a_token_next_auth_reads_with_fresh_iat_exp_jti(
-    next_auth: NextAuth, client: httpx.AsyncClient, app: FastAPI
+    next_auth: NextAuth, client: httpx.AsyncClient, app: AuthService
 ) -> None:
     issued = int(time.time()) - 3600
     old = TokenCodec([SECRET]).decode(TokenCodec([SECRET]).encode(STOREFRONT, 7200, now=issued))
@@ -242,13 +242,13 @@ async def test_session_refresh_issues_a_token_next_auth_reads_with_fresh_iat_exp
     assert claims is not None
     assert without_times(claims) == STOREFRONT
     assert claims["iat"] >= before > old["iat"]
-    assert claims["exp"] == claims["iat"] + app.state.settings.session_max_age
+    assert claims["exp"] == claims["iat"] + app.services.settings.session_max_age
     assert claims["jti"] != old["jti"]
     assert uuid.UUID(claims["jti"]).version == 4
 
 
 async def test_credentials_sign_in_sets_a_cookie_next_auth_decodes(
-    next_auth: NextAuth, client: httpx.AsyncClient, app: FastAPI
+    next_auth: NextAuth, client: httpx.AsyncClient, app: AuthService
 ) -> None:
     user = await add_user(app, "ana@example.com", "correct horse battery staple", name="Ana")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from authsvc.app import create_app
+from authsvc.hotpath import AuthService
 from authsvc.metrics import FLUSH_SECONDS
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
@@ -27,7 +27,7 @@ async def memory_client() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
         yield http
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 async def samples(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -103,10 +103,10 @@ async def test_verify_outcomes_are_counted(memory_client: httpx.AsyncClient) -> 
     }
 
 
-async def test_sign_in_outcomes_are_counted(app: FastAPI, client: httpx.AsyncClient) -> None:
-    await app.state.users.create(
+async def test_sign_in_outcomes_are_counted(app: AuthService, client: httpx.AsyncClient) -> None:
+    await app.services.users.create(
         email="ana@example.com",
-        password_hash=await app.state.hasher.hash(PASSWORD),
+        password_hash=await app.services.hasher.hash(PASSWORD),
         role=Role.ADMIN,
     )
     csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]

@@ -14,11 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from authsvc.app import create_app
 from authsvc.db import Database
+from authsvc.hotpath import AuthService
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Account, User
 from authsvc.users.passwords import PasswordHasher
@@ -36,7 +36,7 @@ def issuer() -> Iterator[str]:
 
 @dataclass
 class Live:
-    app: FastAPI
+    app: AuthService
     base: str
     database_url: str
 

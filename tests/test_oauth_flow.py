@@ -28,12 +28,19 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from authsvc.app import create_app
 from authsvc.callbacks import SignInParams
-from authsvc.deps import get_sign_in_callback, get_user_repository
+from authsvc.deps import get_events, get_sign_in_callback, get_user_repository
+from authsvc.events import (
+    CreateUserEvent,
+    Events,
+    LinkAccountEvent,
+    SignInEvent,
+    UpdateUserEvent,
+)
+from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Account, User
@@ -106,7 +113,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class Service:
-    app: FastAPI
+    app: AuthService
     client: httpx.AsyncClient
     idp: HostileIdP
     other: HostileIdP
@@ -114,16 +121,16 @@ class Service:
     responses: list[httpx.Response] = field(default_factory=list)
 
     async def count(self, model: type[Any]) -> int:
-        async with self.app.state.database.sessions() as session:
+        async with self.app.services.database.sessions() as session:
             total = await session.scalar(select(func.count()).select_from(model))
         return int(total or 0)
 
     async def users(self) -> list[User]:
-        async with self.app.state.database.sessions() as session:
+        async with self.app.services.database.sessions() as session:
             return list(await session.scalars(select(User)))
 
     async def accounts(self) -> list[Account]:
-        async with self.app.state.database.sessions() as session:
+        async with self.app.services.database.sessions() as session:
             return list(await session.scalars(select(Account)))
 
 
@@ -183,8 +190,8 @@ async def running_service(
         try:
             yield Service(app, client, idp, other, responses)
         finally:
-            await app.state.http.aclose()
-            await app.state.database.dispose()
+            await app.services.http.aclose()
+            await app.services.database.dispose()
 
 
 @pytest.fixture
@@ -987,6 +994,106 @@ async def test_the_sign_in_callback_sees_the_provider_account_and_profile(
     assert params.profile is not None and params.profile["login"] == "octo-ada"
 
 
+async def test_the_sign_in_callback_sees_the_linked_user_on_a_return_visit(
+    service: Service,
+) -> None:
+    seen: list[SignInParams] = []
+
+    async def record(params: SignInParams) -> bool:
+        seen.append(params)
+        return True
+
+    service.app.dependency_overrides[get_sign_in_callback] = lambda: record
+    assert_signed_in(await Browser(service).sign_in("oidc"))
+    assert_signed_in(await Browser(service).sign_in("oidc"))
+    [user] = await service.users()
+    assert [params.user.id if params.user else None for params in seen] == [None, user.id]
+
+
+async def test_a_sign_in_callback_answering_a_path_sends_the_browser_there(
+    service: Service,
+) -> None:
+    async def elsewhere(params: SignInParams) -> str:
+        return "/not-allowed?why=policy"
+
+    service.app.dependency_overrides[get_sign_in_callback] = lambda: elsewhere
+    response = await Browser(service).sign_in("oidc")
+    assert (response.status_code, response.headers["location"]) == (
+        302,
+        f"{BASE}/not-allowed?why=policy",
+    )
+    assert SESSION_COOKIE not in set_cookies(response)
+    assert await service.count(User) == 0
+
+
+async def test_a_sign_in_callback_answering_another_site_sends_the_browser_home(
+    service: Service,
+) -> None:
+    async def off_site(params: SignInParams) -> str:
+        return "https://evil.example/phish"
+
+    service.app.dependency_overrides[get_sign_in_callback] = lambda: off_site
+    response = await Browser(service).sign_in("oidc")
+    assert (response.status_code, response.headers["location"]) == (302, BASE)
+    assert SESSION_COOKIE not in set_cookies(response)
+
+
+# -- events: what the sign-in changed, in next-auth's order -------------------------------
+
+
+def recording_events(service: Service) -> list[Any]:
+    told: list[Any] = []
+
+    async def hear(event: Any) -> None:
+        told.append(event)
+
+    events = Events(sign_in=hear, create_user=hear, update_user=hear, link_account=hear)
+    service.app.dependency_overrides[get_events] = lambda: events
+    return told
+
+
+async def test_a_first_sign_in_tells_create_user_link_account_then_sign_in(
+    service: Service,
+) -> None:
+    told = recording_events(service)
+    assert_signed_in(await Browser(service).sign_in("oidc"))
+    assert [type(event) for event in told] == [CreateUserEvent, LinkAccountEvent, SignInEvent]
+    created, linked, signed_in = told
+    assert created.user == linked.user == signed_in.user
+    assert (linked.account.provider, linked.profile["sub"]) == ("oidc", "248289761001")
+    assert (signed_in.is_new_user, signed_in.account.type) == (True, "oidc")
+
+
+async def test_a_return_visit_with_a_new_name_tells_update_user_then_sign_in(
+    service: Service,
+) -> None:
+    assert_signed_in(await Browser(service).sign_in("oidc"))
+    told = recording_events(service)
+    assert_signed_in(await Browser(service).sign_in("oidc"))
+    service.idp.user = IdpUser(name="Ada King")
+    assert_signed_in(await Browser(service).sign_in("oidc"))
+    assert [type(event) for event in told] == [SignInEvent, UpdateUserEvent, SignInEvent]
+    assert told[1].user.name == "Ada King" and told[2].is_new_user is False
+
+
+async def test_linking_by_email_tells_link_account(
+    idp: HostileIdP,
+    other_idp: HostileIdP,
+    template_db: Path,
+    tmp_path: Path,
+    hasher: PasswordHasher,
+) -> None:
+    shutil.copy(template_db, tmp_path / "authsvc.db")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'authsvc.db'}"
+    async with running_service(url, idp, other_idp, hasher, link_accounts_by_email=True) as svc:
+        other_idp.user = IdpUser(sub="g-1", email="ada@example.com")
+        assert_signed_in(await Browser(svc).sign_in("oidc"))
+        told = recording_events(svc)
+        assert_signed_in(await Browser(svc).sign_in("google"))
+    assert [type(event) for event in told] == [LinkAccountEvent, SignInEvent]
+    assert told[0].account.provider == "google"
+
+
 # -- redirect_uri and Location come from NEXTAUTH_URL only (R24) -------------------------
 
 SPOOFED = {
@@ -1059,7 +1166,7 @@ async def shared_service(
 ) -> AsyncIterator[Service]:
     """authsvc on a fresh SQLite file, or on the shared PostgreSQL database emptied."""
     async with running_service(database_url, idp, other_idp, hasher, oauth_timeout=5.0) as svc:
-        async with svc.app.state.database.engine.begin() as conn:
+        async with svc.app.services.database.engine.begin() as conn:
             for table in ("accounts", "oauth_used_checks", "users"):
                 await conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
         yield svc
@@ -1075,7 +1182,7 @@ class EveryoneLooksUpBeforeAnyoneCreates(SqlAlchemyUserRepository):
     """No create runs until all logins have missed the user: they all race to insert."""
 
     def __init__(self, service: Service) -> None:
-        super().__init__(service.app.state.database.sessions, service.app.state.user_tables)
+        super().__init__(service.app.services.database.sessions, service.app.services.user_tables)
         self.arrived = 0
         self.all_arrived = asyncio.Event()
 
@@ -1106,7 +1213,7 @@ class OneCommitsBetweenTheOthersLookups(SqlAlchemyUserRepository):
     their email up."""
 
     def __init__(self, service: Service) -> None:
-        super().__init__(service.app.state.database.sessions, service.app.state.user_tables)
+        super().__init__(service.app.services.database.sessions, service.app.services.user_tables)
         self.missed = 0
         self.all_missed = asyncio.Event()
         self.committed = asyncio.Event()
@@ -1211,7 +1318,7 @@ async def test_twenty_first_logins_on_the_storefronts_prisma_tables_make_one_use
 
     for response in responses:
         assert_signed_in(response)
-    dsn = storefront_service.app.state.settings.database_url
+    dsn = storefront_service.app.services.settings.database_url
     rows = await fetch_rows(dsn, 'SELECT "id" FROM "users"')
     accounts = await fetch_rows(dsn, 'SELECT "userId" FROM "accounts"')
     assert {session_claims(response)["id"] for response in responses} == {rows[0]["id"]}

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from fastapi import FastAPI
 from sqlalchemy.engine import Connection
 
 from authsvc.app import create_app
 from authsvc.db import Database
+from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.settings import ConfigError, Settings
 from authsvc.users.models import Role
@@ -79,10 +79,10 @@ def prisma_settings(dsn: str, **extra: Any) -> Settings:
     return make_settings(database_url=dsn, user_schema="prisma", **extra)
 
 
-STARTED: list[FastAPI] = []
+STARTED: list[AuthService] = []
 
 
-async def start(dsn: str, hasher: PasswordHasher, **extra: Any) -> FastAPI:
+async def start(dsn: str, hasher: PasswordHasher, **extra: Any) -> AuthService:
     """authsvc in Prisma mode on `dsn`, used in the test's own event loop."""
     app = create_app(prisma_settings(dsn, **extra), hasher=hasher)
     STARTED.append(app)
@@ -93,7 +93,7 @@ async def start(dsn: str, hasher: PasswordHasher, **extra: Any) -> FastAPI:
 async def dispose_started() -> AsyncIterator[None]:
     yield
     while STARTED:
-        await STARTED.pop().state.database.dispose()
+        await STARTED.pop().services.database.dispose()
 
 
 async def csrf(client: httpx.AsyncClient) -> str:
@@ -101,7 +101,7 @@ async def csrf(client: httpx.AsyncClient) -> str:
     return token
 
 
-async def sign_in(app: FastAPI, email: str, password: str = PASSWORD) -> httpx.Response:
+async def sign_in(app: AuthService, email: str, password: str = PASSWORD) -> httpx.Response:
     """A password sign-in through /api/auth/callback/credentials, as next-auth/react posts it."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
@@ -331,7 +331,7 @@ def oauth_settings(dsn: str, base: str, issuer: str, **extra: Any) -> Settings:
     )
 
 
-async def oauth_sign_in(app: FastAPI, base: str, hint: str) -> httpx.Response:
+async def oauth_sign_in(app: AuthService, base: str, hint: str) -> httpx.Response:
     """Click "sign in with OIDC" and follow every redirect to the session (tests/node/idp.mjs)."""
     with serve_in_thread(app, int(base.rsplit(":", 1)[1])):
         async with httpx.AsyncClient(base_url=base, follow_redirects=True, timeout=10) as browser:
@@ -396,9 +396,10 @@ async def test_after_migrate_and_a_day_of_use_prisma_sees_exactly_its_own_schema
         settings = oauth_settings(dsn, base, issuer, revocation=True)
         app = create_app(settings, hasher=hasher)
         signed_in(await sign_in(app, "ada@example.com"))
-        await app.state.users.set_role("ada@example.com", Role.WHOLESALE)
-        await app.state.revocation.revoke(user_id)
-        await app.state.database.dispose()
+        await app.services.users.set_role("ada@example.com", Role.WHOLESALE)
+        assert app.services.revocation is not None
+        await app.services.revocation.revoke(user_id, app.services.users)
+        await app.services.database.dispose()
         # A served app runs in its server's own event loop: a fresh one for that.
         await oauth_sign_in(create_app(settings, hasher=hasher), base, "grace@example.com")
         after = await schema_snapshot(dsn)
@@ -429,7 +430,9 @@ async def test_sign_out_everywhere_marks_the_user_in_authsvcs_table_not_on_users
         await client.post("/api/auth/callback/credentials", data=form)
         assert (await client.get("/api/auth/session")).json()["user"]["id"] == user_id
 
-        assert await app.state.revocation.revoke(user_id)
+        revocation = app.services.revocation
+        assert revocation is not None
+        assert await revocation.revoke(user_id, app.services.users)
 
         assert (await client.get("/api/auth/session")).json() == {}
     marks = await fetch_rows(database, "SELECT user_id FROM authsvc.user_sessions")
@@ -459,7 +462,8 @@ async def test_prismas_default_table_names_and_a_mapped_column_work_through_the_
         )
         await asyncio.to_thread(upgrade, dsn, own_schema="authsvc")
         app = create_app(settings, hasher=hasher)
-        users: SqlAlchemyUserRepository = app.state.users
+        users = app.services.users
+        assert isinstance(users, SqlAlchemyUserRepository)
         created = await users.create(
             email="ada@example.com",
             password_hash=await hasher.hash(PASSWORD),
@@ -470,7 +474,7 @@ async def test_prismas_default_table_names_and_a_mapped_column_work_through_the_
         session = signed_in(await sign_in(app, "ada@example.com"))
         stored = await fetch_rows(dsn, 'SELECT "fundraiser_id" FROM "User"')
         linked = await users.get_by_account("github", "42")
-        await app.state.database.dispose()
+        await app.services.database.dispose()
 
     assert session["user"]["fundraiserId"] == "fund-7"
     assert stored == [{"fundraiser_id": "fund-7"}]
@@ -490,13 +494,13 @@ async def test_a_storefront_in_another_schema_is_found_through_prismas_schema_pa
         url = dsn + "?schema=shop"
         await asyncio.to_thread(upgrade, url, own_schema="authsvc")
         app = create_app(prisma_settings(url), hasher=hasher)
-        await app.state.users.create(
+        await app.services.users.create(
             email="ada@example.com", password_hash=await hasher.hash(PASSWORD)
         )
 
         signed_in(await sign_in(app, "ada@example.com"))
         in_shop = await fetch_rows(dsn, 'SELECT email FROM shop."users"')
-        await app.state.database.dispose()
+        await app.services.database.dispose()
 
     assert in_shop == [{"email": "ada@example.com"}]
 

@@ -5,31 +5,40 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import delete
 
 from authsvc.app import create_app
-from authsvc.callbacks import DefaultJwtCallback, JwtParams
+from authsvc.callbacks import JwtParams, default_jwt
 from authsvc.cli import run
+from authsvc.freshness import RoleFreshness
+from authsvc.hotpath import AuthService
+from authsvc.lookups import BoundedLookups
 from authsvc.revocation import RevocationCheck, now_ms
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role, User
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord
 from tests.conftest import BASE, SECRET, StatementCounter, make_settings
-from tests.fakes import InMemoryUsers
+from tests.fakes import InMemoryUsers, services_over
 
 SESSION = "next-auth.session-token"
 PASSWORD = "correct-horse-battery"
 CODEC = TokenCodec([SECRET])
+
+
+def lookups(timeout: float = 1) -> BoundedLookups:
+    return BoundedLookups(timeout=timeout, slots=10, background_limit=10)
+
+
 ANA = UserRecord(id="u-ana", email="ana@example.com", name="Ana", role=Role.ADMIN)
 
 
 @pytest.fixture
-async def revoking(database_url: str, hasher: PasswordHasher) -> AsyncIterator[FastAPI]:
+async def revoking(database_url: str, hasher: PasswordHasher) -> AsyncIterator[AuthService]:
     app = create_app(
         # A generous lookup deadline: these tests are about revocation, not about timeouts
         # (tests/test_faults.py bounds the wait), and CI machines can be slow.
@@ -41,20 +50,20 @@ async def revoking(database_url: str, hasher: PasswordHasher) -> AsyncIterator[F
         ),
         hasher=hasher,
     )
-    async with app.state.database.engine.begin() as conn:
+    async with app.services.database.engine.begin() as conn:
         await conn.execute(delete(User))
     yield app
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
-def browser(app: FastAPI) -> httpx.AsyncClient:
+def browser(app: AuthService) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
 
 
-async def sign_in(app: FastAPI, client: httpx.AsyncClient) -> UserRecord:
-    user: UserRecord = await app.state.users.create(
+async def sign_in(app: AuthService, client: httpx.AsyncClient) -> UserRecord:
+    user: UserRecord = await app.services.users.create(
         email="ana@example.com",
-        password_hash=await app.state.hasher.hash(PASSWORD),
+        password_hash=await app.services.hasher.hash(PASSWORD),
         role=Role.STAFF,
     )
     csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
@@ -67,7 +76,7 @@ async def sign_in(app: FastAPI, client: httpx.AsyncClient) -> UserRecord:
 
 
 async def test_a_cookie_copied_before_sign_out_stops_working_everywhere(
-    revoking: FastAPI,
+    revoking: AuthService,
 ) -> None:
     async with browser(revoking) as client:
         await sign_in(revoking, client)
@@ -80,10 +89,11 @@ async def test_a_cookie_copied_before_sign_out_stops_working_everywhere(
         assert (await client.get("/api/auth/session", headers=replay)).json() == {}
 
 
-async def test_signing_in_again_after_revocation_works(revoking: FastAPI) -> None:
+async def test_signing_in_again_after_revocation_works(revoking: AuthService) -> None:
     async with browser(revoking) as client:
         user = await sign_in(revoking, client)
-        await revoking.state.revocation.revoke(user.id)
+        assert revoking.services.revocation is not None
+        await revoking.services.revocation.revoke(user.id, revoking.services.users)
         assert (await client.get("/api/auth/session")).json() == {}
         csrf = (await client.get("/api/auth/csrf")).json()["csrfToken"]
         await client.post(
@@ -93,17 +103,17 @@ async def test_signing_in_again_after_revocation_works(revoking: FastAPI) -> Non
         assert (await client.get("/api/auth/session")).json()["user"]["id"] == user.id
 
 
-async def test_a_deleted_user_loses_access(revoking: FastAPI) -> None:
+async def test_a_deleted_user_loses_access(revoking: AuthService) -> None:
     async with browser(revoking) as client:
         user = await sign_in(revoking, client)
-        async with revoking.state.database.engine.begin() as conn:
+        async with revoking.services.database.engine.begin() as conn:
             await conn.execute(delete(User).where(User.id == user.id))
-        revoking.state.revocation._cache.clear()  # as if the cache entry had expired
+        revoking.services.revocation._cache.clear()  # type: ignore[union-attr]  # as if the cache entry had expired
         assert (await client.get("/api/auth/verify")).status_code == 401
 
 
 async def test_the_revocation_lookup_is_cached(
-    revoking: FastAPI, sql_statements: StatementCounter
+    revoking: AuthService, sql_statements: StatementCounter
 ) -> None:
     async with browser(revoking) as client:
         await sign_in(revoking, client)
@@ -115,32 +125,33 @@ async def test_the_revocation_lookup_is_cached(
 
 
 async def test_a_revocation_check_that_cannot_reach_the_database_fails_closed() -> None:
-    check = RevocationCheck(InMemoryUsers(ANA, fail=True), ttl=30, timeout=0.1)
-    assert not await check.allows({"sub": ANA.id, "authTime": now_ms()})
+    check = RevocationCheck(ttl=30, lookups=lookups(0.1))
+    users = InMemoryUsers(ANA, fail=True)
+    assert not await check.allows({"sub": ANA.id, "authTime": now_ms()}, users)
 
 
 async def test_a_token_started_before_the_revocation_is_refused_and_a_later_one_allowed() -> None:
     users = InMemoryUsers(ANA)
-    check = RevocationCheck(users, ttl=30, timeout=1)
+    check = RevocationCheck(ttl=30, lookups=lookups(1))
     before = now_ms()
     await asyncio.sleep(0.002)
-    await check.revoke(ANA.id)
+    await check.revoke(ANA.id, users)
     await asyncio.sleep(0.002)
-    assert not await check.allows({"sub": ANA.id, "authTime": before})
-    assert await check.allows({"sub": ANA.id, "authTime": now_ms()})
+    assert not await check.allows({"sub": ANA.id, "authTime": before}, users)
+    assert await check.allows({"sub": ANA.id, "authTime": now_ms()}, users)
 
 
 async def test_a_next_auth_token_without_auth_time_is_judged_by_its_iat() -> None:
     users = InMemoryUsers(ANA)
-    check = RevocationCheck(users, ttl=30, timeout=1)
-    await check.revoke(ANA.id)
-    assert not await check.allows({"sub": ANA.id, "iat": int(time.time()) - 60})
+    check = RevocationCheck(ttl=30, lookups=lookups(1))
+    await check.revoke(ANA.id, users)
+    assert not await check.allows({"sub": ANA.id, "iat": int(time.time()) - 60}, users)
 
 
 async def test_revocation_is_off_by_default(database_url: str, hasher: PasswordHasher) -> None:
     app = create_app(make_settings(database_url=database_url), hasher=hasher)
-    assert app.state.revocation is None
-    await app.state.database.dispose()
+    assert app.services.revocation is None
+    await app.services.database.dispose()
 
 
 def test_the_cli_revokes_a_users_sessions(
@@ -160,55 +171,72 @@ def test_the_cli_revokes_a_users_sessions(
 
 async def test_without_role_freshness_a_token_role_is_used_as_is() -> None:
     users = InMemoryUsers(ANA)
-    token = await DefaultJwtCallback(users)(JwtParams(token={"sub": ANA.id, "role": "CUSTOMER"}))
+    params = JwtParams(token={"sub": ANA.id, "role": "CUSTOMER"}, services=services_over(users))
+    token = await default_jwt(params)
     assert (token["role"], users.lookups) == ("CUSTOMER", 0)
 
 
 async def test_a_stale_role_is_read_again_by_user_id() -> None:
     users = InMemoryUsers(ANA)
-    callback = DefaultJwtCallback(users, role_max_age=60)
-    stale = {"sub": ANA.id, "id": ANA.id, "role": "CUSTOMER", "roleCheckedAt": time.time() - 120}
-    token = await callback(JwtParams(token=stale))
+    stale = time.time() - 120
+    token: dict[str, Any] = {
+        "sub": ANA.id,
+        "id": ANA.id,
+        "role": "CUSTOMER",
+        "roleCheckedAt": stale,
+    }
+    await RoleFreshness(max_age=60, lookups=lookups()).refresh(token, users)
     assert token["role"] == "ADMIN"
     assert time.time() - token["roleCheckedAt"] < 5
 
 
 async def test_a_fresh_role_is_not_read_again() -> None:
     users = InMemoryUsers(ANA)
-    callback = DefaultJwtCallback(users, role_max_age=60)
-    fresh = {"sub": ANA.id, "role": "CUSTOMER", "roleCheckedAt": time.time() - 10}
-    token = await callback(JwtParams(token=fresh))
+    token = {"sub": ANA.id, "role": "CUSTOMER", "roleCheckedAt": time.time() - 10}
+    await RoleFreshness(max_age=60, lookups=lookups()).refresh(token, users)
     assert (token["role"], users.lookups) == ("CUSTOMER", 0)
 
 
 async def test_the_role_lookup_is_cached_between_requests() -> None:
     users = InMemoryUsers(ANA)
-    callback = DefaultJwtCallback(users, role_max_age=60)
-    stale = {"sub": ANA.id, "role": "CUSTOMER", "roleCheckedAt": 0}
+    freshness = RoleFreshness(max_age=60, lookups=lookups())
     for _ in range(5):
-        await callback(JwtParams(token=stale))
+        await freshness.refresh({"sub": ANA.id, "role": "CUSTOMER", "roleCheckedAt": 0}, users)
     assert users.lookups == 1
 
 
 async def test_a_user_who_no_longer_exists_loses_the_role() -> None:
-    callback = DefaultJwtCallback(InMemoryUsers(), role_max_age=60)
-    token = await callback(JwtParams(token={"sub": "gone", "role": "ADMIN", "roleCheckedAt": 0}))
+    token = {"sub": "gone", "role": "ADMIN", "roleCheckedAt": 0}
+    await RoleFreshness(max_age=60, lookups=lookups()).refresh(token, InMemoryUsers())
     assert "role" not in token
 
 
-async def test_sign_in_records_when_the_role_was_read() -> None:
-    callback = DefaultJwtCallback(InMemoryUsers(ANA), role_max_age=60)
-    token = await callback(JwtParams(token={"sub": ANA.id}, user=ANA))
-    assert time.time() - token["roleCheckedAt"] < 5
+async def test_a_failed_role_refresh_keeps_the_tokens_role() -> None:
+    token = {"sub": ANA.id, "role": "STAFF", "roleCheckedAt": 0}
+    await RoleFreshness(max_age=60, lookups=lookups()).refresh(token, InMemoryUsers(ANA, fail=True))
+    assert token["role"] == "STAFF"
+
+
+async def test_sign_in_records_when_the_role_was_read(
+    database_url: str, hasher: PasswordHasher
+) -> None:
+    app = create_app(make_settings(database_url=database_url, role_max_age=60), hasher=hasher)
+    async with app.services.database.engine.begin() as conn:
+        await conn.execute(delete(User))
+    async with browser(app) as client:
+        await sign_in(app, client)
+        claims = CODEC.decode(client.cookies[SESSION])
+    assert claims is not None and time.time() - claims["roleCheckedAt"] < 5
+    await app.services.database.dispose()
 
 
 async def test_a_demoted_user_is_denied_by_verify_once_the_role_is_stale(
     database_url: str, hasher: PasswordHasher
 ) -> None:
     app = create_app(make_settings(database_url=database_url, role_max_age=60), hasher=hasher)
-    async with app.state.database.engine.begin() as conn:
+    async with app.services.database.engine.begin() as conn:
         await conn.execute(delete(User))
-    user: UserRecord = await app.state.users.create(email="staff@example.com", role=Role.STAFF)
+    user: UserRecord = await app.services.users.create(email="staff@example.com", role=Role.STAFF)
     old = CODEC.encode(
         {"sub": user.id, "id": user.id, "email": user.email, "role": "ADMIN", "roleCheckedAt": 0},
         600,
@@ -220,15 +248,15 @@ async def test_a_demoted_user_is_denied_by_verify_once_the_role_is_stale(
             headers={"cookie": f"{SESSION}={old}"},
         )
     assert response.status_code == 403
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 async def test_a_session_begun_in_the_same_millisecond_as_the_revocation_is_ended() -> None:
     users = InMemoryUsers(ANA)
-    check = RevocationCheck(users, ttl=30, timeout=1)
+    check = RevocationCheck(ttl=30, lookups=lookups(1))
     started = now_ms()
-    await check.revoke(ANA.id)
-    assert not await check.allows({"sub": ANA.id, "authTime": started})
+    await check.revoke(ANA.id, users)
+    assert not await check.allows({"sub": ANA.id, "authTime": started}, users)
 
 
 async def test_concurrent_checks_for_one_user_share_a_single_lookup() -> None:
@@ -238,8 +266,8 @@ async def test_concurrent_checks_for_one_user_share_a_single_lookup() -> None:
             return await super().get_by_id(user_id)
 
     users = SlowUsers(ANA)
-    check = RevocationCheck(users, ttl=30, timeout=1)
+    check = RevocationCheck(ttl=30, lookups=lookups(1))
     claims = {"sub": ANA.id, "authTime": now_ms()}
-    results = await asyncio.gather(*(check.allows(claims) for _ in range(64)))
+    results = await asyncio.gather(*(check.allows(claims, users) for _ in range(64)))
     assert all(results)
     assert users.lookups == 1

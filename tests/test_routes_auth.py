@@ -13,11 +13,11 @@ import argon2
 import bcrypt
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from authsvc.app import create_app
 from authsvc.callbacks import JwtParams, SessionParams
 from authsvc.deps import get_jwt_callback, get_session_callback
+from authsvc.hotpath import AuthService
 from authsvc.settings import ConfigError, Settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
@@ -42,11 +42,11 @@ CHUNK = 3933  # next-auth v4's SessionStore chunk size, restated here on purpose
 
 
 @pytest.fixture
-async def ana(app: FastAPI) -> UserRecord:
-    user: UserRecord = await app.state.users.create(
+async def ana(app: AuthService) -> UserRecord:
+    user: UserRecord = await app.services.users.create(
         email="ana@example.com",
         name="Ana",
-        password_hash=await app.state.hasher.hash(PASSWORD),
+        password_hash=await app.services.hasher.hash(PASSWORD),
         role=Role.ADMIN,
         image="https://example.com/a.png",
         fundraiser_id="fr_1",
@@ -229,7 +229,7 @@ async def big_jwt(params: JwtParams) -> dict[str, Any]:
 
 
 async def test_large_session_is_chunked_and_read_back(
-    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
     app.dependency_overrides[get_jwt_callback] = lambda: big_jwt
     response = await sign_in(client)
@@ -239,7 +239,7 @@ async def test_large_session_is_chunked_and_read_back(
 
 
 async def test_large_session_chunks_are_3933_characters_in_4096_byte_lines(
-    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
     app.dependency_overrides[get_jwt_callback] = lambda: big_jwt
     lines = [c for c in set_cookies(await sign_in(client)) if c.startswith(SESSION)]
@@ -384,14 +384,14 @@ async def test_sign_in_replaces_a_planted_session_with_a_new_token(
 
 
 async def test_legacy_bcrypt_user_signs_in_and_is_upgraded_to_argon2id(
-    app: FastAPI, client: httpx.AsyncClient
+    app: AuthService, client: httpx.AsyncClient
 ) -> None:
     legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode().replace("$2b$", "$2a$")
-    await app.state.users.create(email="old@example.com", password_hash=legacy)
+    await app.services.users.create(email="old@example.com", password_hash=legacy)
     response = await sign_in(client, email="old@example.com")
     assert session_token_from(response)
-    stored = await app.state.users.get_by_email("old@example.com")
-    assert stored.password_hash.startswith("$argon2id$")
+    stored = await app.services.users.get_by_email("old@example.com")
+    assert stored is not None and (stored.password_hash or "").startswith("$argon2id$")
 
 
 async def test_credentials_callback_rejects_get_with_a_4xx(client: httpx.AsyncClient) -> None:
@@ -427,10 +427,10 @@ async def test_unreadable_bodies_get_a_clear_4xx(
 
 
 async def test_update_refreshes_the_token_from_the_database(
-    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
     await sign_in(client)
-    await app.state.users.set_role(ana.email, Role.STAFF)
+    await app.services.users.set_role(ana.email, Role.STAFF)
     body = {"csrfToken": await csrf_token(client), "data": {"role": "ADMIN", "name": "Hacker"}}
     response = await client.post("/api/auth/session", json=body)
     assert response.status_code == 200
@@ -548,7 +548,7 @@ async def https_client(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://internal:8000") as c:
         yield c
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 async def test_https_url_uses_secure_cookie_names_whatever_the_request_host(
@@ -578,7 +578,7 @@ async def test_https_session_is_not_read_under_the_plain_name(
 
 
 async def test_application_can_replace_both_callbacks(
-    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
     async def jwt(params: JwtParams) -> dict[str, Any]:
         token = dict(params.token)
@@ -607,13 +607,29 @@ async def test_no_token_or_secret_reaches_the_logs(
     assert SECRET not in caplog.text and PASSWORD not in caplog.text
 
 
-async def test_unexpected_failure_is_a_bare_500_without_details(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
+async def test_a_failing_jwt_callback_answers_no_session_and_keeps_the_cookie(
+    app: AuthService, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(params: JwtParams) -> dict[str, Any]:
         raise RuntimeError(f"boom {SECRET}")
 
     app.dependency_overrides[get_jwt_callback] = lambda: broken
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        token = CODEC.encode({"sub": "u", "role": "ADMIN"}, 600)
+        response = await client.get("/api/auth/session", headers=cookie_header(token))
+    assert (response.status_code, response.json()) == (200, {})
+    assert not any(c.startswith(SESSION) for c in response.headers.get_list("set-cookie"))
+    assert "jwt callback failed: RuntimeError" in caplog.text and SECRET not in caplog.text
+
+
+async def test_unexpected_failure_is_a_bare_500_without_details(
+    app: AuthService, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(self: TokenCodec, raw: str, now: float | None = None) -> None:
+        raise RuntimeError(f"boom {SECRET}")
+
+    monkeypatch.setattr(TokenCodec, "decode", explode)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         token = CODEC.encode({"sub": "u", "role": "ADMIN"}, 600)
@@ -649,7 +665,7 @@ async def custom_pages(
     app = create_app(settings, hasher=hasher)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
         yield c
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 async def test_a_custom_sign_in_page_gets_the_callback_url_and_the_error(

@@ -30,7 +30,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:
         yield http
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 def nested_lists(depth: int) -> bytes:

@@ -15,10 +15,10 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from authsvc.csrf import csrf_state
 from authsvc.deps import get_sign_in_callback
+from authsvc.hotpath import AuthService
 from authsvc.settings import Settings
 from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec
@@ -59,7 +59,7 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def ana(app: FastAPI) -> UserRecord:
+async def ana(app: AuthService) -> UserRecord:
     return await add_user(
         app, "ana@example.com", PASSWORD, name="Ana", image="https://example.com/a.png"
     )
@@ -440,7 +440,7 @@ async def test_sign_in_without_csrf_is_missing_csrf_on_the_signin_page(
 
 
 async def test_refused_sign_in_goes_to_the_error_page_with_access_denied(
-    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
     async def refuse(_: object) -> bool:
         return False

@@ -9,12 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from authsvc.app import create_app
-from authsvc.callbacks import JwtParams
-from authsvc.deps import get_jwt_callback
+from authsvc.callbacks import Callbacks, JwtParams
 from authsvc.forward_auth import IDENTITY_HEADERS
+from authsvc.hotpath import AuthService
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from authsvc.users.repository import UserRecord
@@ -38,7 +37,7 @@ def identity(response: httpx.Response) -> dict[str, str]:
     return {name: response.headers[name] for name in IDENTITY_HEADERS if name in response.headers}
 
 
-async def make_client(app: FastAPI, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
+async def make_client(app: AuthService, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
     return httpx.AsyncClient(transport=transport, base_url=BASE)
 
@@ -49,7 +48,7 @@ async def tokens_only() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings())
     async with await make_client(app) as http:
         yield http
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 # --- allow --------------------------------------------------------------------------------
@@ -337,8 +336,8 @@ async def test_a_token_with_a_role_runs_no_sql(
 
 
 @pytest.fixture
-async def staff(app: FastAPI) -> UserRecord:
-    user: UserRecord = await app.state.users.create(
+async def staff(app: AuthService) -> UserRecord:
+    user: UserRecord = await app.services.users.create(
         email="sam@example.com", name="Sam", role=Role.STAFF
     )
     return user
@@ -373,19 +372,30 @@ async def test_a_token_without_a_role_is_401_when_the_database_is_unreachable() 
 # --- failures fail closed ----------------------------------------------------------------------
 
 
-async def test_a_failing_jwt_callback_is_a_bare_500(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    async def broken(params: JwtParams) -> dict[str, Any]:
-        raise RuntimeError(f"boom {SECRET}")
+async def broken_jwt(params: JwtParams) -> dict[str, Any]:
+    raise RuntimeError(f"boom {SECRET}")
 
-    app = create_app(make_settings())
-    app.dependency_overrides[get_jwt_callback] = lambda: broken
+
+async def jwt_returning_a_list(params: JwtParams) -> Any:
+    return [params.token]
+
+
+@pytest.mark.parametrize("callback", [broken_jwt, jwt_returning_a_list])
+async def test_a_failing_jwt_callback_fails_closed_with_a_401(
+    caplog: pytest.LogCaptureFixture, callback: Any
+) -> None:
+    app = create_app(make_settings(), callbacks=Callbacks(jwt=callback))
     async with await make_client(app) as http:
         response = await http.get(VERIFY, headers=cookie(token()))
-    assert (response.status_code, response.json()) == (500, {"message": "internal error"})
+    assert (response.status_code, response.json()) == (401, {"message": "no valid session"})
     assert response.headers["cache-control"] == "no-store"
+    assert [r.message for r in caplog.records if r.name == "authsvc.callbacks"] == [
+        "jwt callback failed: RuntimeError"
+        if callback is broken_jwt
+        else "jwt callback returned list, not a dict: no session"
+    ]
     assert SECRET not in caplog.text and "eyJ" not in caplog.text
+    await app.services.database.dispose()
 
 
 async def test_a_failing_token_codec_is_a_500_not_an_allow(
@@ -419,7 +429,7 @@ async def refreshing() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(verify_refresh=True))
     async with await make_client(app) as http:
         yield http
-    await app.state.database.dispose()
+    await app.services.database.dispose()
 
 
 async def test_refresh_reissues_the_cookie_with_a_fresh_expiry(

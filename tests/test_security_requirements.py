@@ -44,7 +44,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
-from fastapi import FastAPI
 from sqlalchemy import event, update
 from starlette.types import Message
 
@@ -60,6 +59,7 @@ from authsvc.deps import (
     get_throttle,
     get_user_repository,
 )
+from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.outbound import ProviderError, get_json, make_client
 from authsvc.tokens import HEADER_SEGMENT, TokenCodec, derive_key
@@ -123,7 +123,7 @@ def github_api(request: httpx.Request) -> httpx.Response:
     return httpx.Response(404, json={"message": "Not Found"})
 
 
-Launch = Callable[..., Awaitable[FastAPI]]
+Launch = Callable[..., Awaitable[AuthService]]
 
 
 def unsynchronised(connection: Any, _: object) -> None:
@@ -137,50 +137,52 @@ async def launch(
     template_db: Path, tmp_path: Path, cheap_hasher: PasswordHasher
 ) -> AsyncIterator[Launch]:
     """Start authsvc with extra settings: `await launch(**settings)`."""
-    apps: list[FastAPI] = []
+    apps: list[AuthService] = []
 
-    async def start(hasher: PasswordHasher = cheap_hasher, **overrides: Any) -> FastAPI:
+    async def start(hasher: PasswordHasher = cheap_hasher, **overrides: Any) -> AuthService:
         path = tmp_path / f"authsvc-{len(apps)}.db"
         shutil.copy(template_db, path)
         settings = make_settings(database_url=f"sqlite+aiosqlite:///{path}", **overrides)
-        app = create_app(settings, hasher=hasher)
+        github = httpx.AsyncClient(transport=httpx.MockTransport(github_api))
+        app = create_app(settings, hasher=hasher, http=github)
         # A throw-away database: skip the fsyncs (the corpus tests write ~1600 times).
-        event.listen(app.state.database.engine.sync_engine, "connect", unsynchronised)
-        await app.state.http.aclose()
-        app.state.http = httpx.AsyncClient(transport=httpx.MockTransport(github_api))
+        event.listen(app.services.database.engine.sync_engine, "connect", unsynchronised)
         apps.append(app)
         return app
 
     yield start
     for app in apps:
-        await app.state.http.aclose()
-        await app.state.database.dispose()
+        await app.services.http.aclose()
+        await app.services.database.dispose()
 
 
 @pytest.fixture
-async def app(launch: Launch) -> FastAPI:
+async def app(launch: Launch) -> AuthService:
     return await launch(**UNTHROTTLED, **GITHUB_SETTINGS)
 
 
-def browser(app: FastAPI, base_url: str = BASE) -> httpx.AsyncClient:
+def browser(app: AuthService, base_url: str = BASE) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: AuthService) -> AsyncIterator[httpx.AsyncClient]:
     async with browser(app) as http:
         yield http
 
 
-async def add_user(app: FastAPI, *, name: str | None = "Ana") -> UserRecord:
-    user: UserRecord = await app.state.users.create(
-        email=EMAIL, name=name, password_hash=await app.state.hasher.hash(PASSWORD), role=Role.ADMIN
+async def add_user(app: AuthService, *, name: str | None = "Ana") -> UserRecord:
+    user: UserRecord = await app.services.users.create(
+        email=EMAIL,
+        name=name,
+        password_hash=await app.services.hasher.hash(PASSWORD),
+        role=Role.ADMIN,
     )
     return user
 
 
 @pytest.fixture
-async def ana(app: FastAPI) -> UserRecord:
+async def ana(app: AuthService) -> UserRecord:
     return await add_user(app)
 
 
@@ -308,7 +310,7 @@ async def test_a_300_kib_cookie_is_refused_quickly(client: httpx.AsyncClient) ->
     assert statistics.median(answer.elapsed for answer in answers) < 0.05
 
 
-async def call_asgi(app: FastAPI, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+async def call_asgi(app: AuthService, path: str, headers: list[tuple[bytes, bytes]]) -> int:
     """One GET straight into the ASGI app (no client objects to keep memory alive)."""
     status = 0
 
@@ -338,7 +340,7 @@ async def call_asgi(app: FastAPI, path: str, headers: list[tuple[bytes, bytes]])
     return status
 
 
-async def test_300_kib_cookies_leave_memory_bounded(app: FastAPI) -> None:
+async def test_300_kib_cookies_leave_memory_bounded(app: AuthService) -> None:
     """R3: a hundred 300 KiB cookies keep no memory and never need more than a few copies."""
     headers = [(b"cookie", f"{SESSION}={'A' * 300 * 1024}".encode())]
     paths = [VERIFY, "/api/auth/session"]
@@ -798,7 +800,7 @@ async def test_unknown_account_and_wrong_password_take_about_the_same_time(
     assert abs(unknown - wrong) < 0.2 * max(unknown, wrong)
 
 
-# --- R32: a failure anywhere is a bare 500 ----------------------------------------------------
+# --- R32: a failure anywhere is a bare 500, or for a callback a clean refusal ----------------
 
 
 class Boom(RuntimeError):
@@ -828,9 +830,31 @@ FAILURES: dict[str, tuple[Callable[..., Any], Any]] = {
     "user repository": (get_user_repository, FailingParts()),
     "password hasher": (get_password_hasher, FailingParts()),
     "sign-in throttle": (get_throttle, FailingParts()),
-    "signIn callback": (get_sign_in_callback, FailingParts()),
-    "jwt callback": (get_jwt_callback, FailingParts()),
-    "redirect callback": (get_redirect_callback, failing_redirect),
+}
+# A failing callback fails closed with next-auth's answer: (where the browser is sent, whether
+# a session cookie is set, what the log says).
+CALLBACK_FAILURES: dict[str, tuple[Callable[..., Any], Any, str, bool, str]] = {
+    "signIn callback": (
+        get_sign_in_callback,
+        FailingParts(),
+        f"{BASE}/api/auth/error?error=AccessDenied",
+        False,
+        "signIn callback failed, sign-in refused: Boom",
+    ),
+    "jwt callback": (
+        get_jwt_callback,
+        FailingParts(),
+        f"{BASE}/api/auth/error?error=Configuration",
+        False,
+        "jwt callback failed: Boom",
+    ),
+    "redirect callback": (
+        get_redirect_callback,
+        failing_redirect,
+        BASE,
+        True,
+        "redirect callback failed, using the base URL: Boom",
+    ),
 }
 
 
@@ -844,7 +868,7 @@ async def post_sign_in(client: httpx.AsyncClient) -> httpx.Response:
 
 @pytest.mark.parametrize("part", list(FAILURES))
 async def test_an_exception_in_any_part_of_sign_in_is_a_bare_500_that_leaks_nothing(
-    app: FastAPI, ana: UserRecord, caplog: pytest.LogCaptureFixture, part: str
+    app: AuthService, ana: UserRecord, caplog: pytest.LogCaptureFixture, part: str
 ) -> None:
     """R32: the body is `{"message":"internal error"}`: no traceback, secret, password or
     token; the log names the exception type only."""
@@ -859,10 +883,30 @@ async def test_an_exception_in_any_part_of_sign_in_is_a_bare_500_that_leaks_noth
         assert leak not in response.text
 
 
-async def test_an_exception_in_the_session_callback_is_a_bare_500_that_leaks_nothing(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("callback", list(CALLBACK_FAILURES))
+async def test_an_exception_in_a_sign_in_callback_fails_closed_and_leaks_nothing(
+    app: AuthService, ana: UserRecord, caplog: pytest.LogCaptureFixture, callback: str
 ) -> None:
-    """R32: the same for the session read path."""
+    """R32: a callback's exception is the application's bug, not the client's: the sign-in
+    is refused (or, for the redirect callback, sent to the base URL) with next-auth's answer,
+    and one log line names the callback and the exception type only."""
+    dependency, failing, location, signed_in, logged = CALLBACK_FAILURES[callback]
+    app.dependency_overrides[dependency] = lambda: failing
+    async with browser(app) as client:
+        response = await post_sign_in(client)
+    assert (response.status_code, response.headers["location"]) == (302, location)
+    session_set = any(c.startswith(SESSION) for c in response.headers.get_list("set-cookie"))
+    assert session_set is signed_in
+    assert [r.getMessage() for r in caplog.records if r.name == "authsvc.callbacks"] == [logged]
+    for leak in ("Traceback", SECRET, PASSWORD, TOKEN_MARK):
+        assert leak not in caplog.text
+        assert leak not in response.text
+
+
+async def test_an_exception_in_the_session_callback_is_no_session_and_leaks_nothing(
+    app: AuthService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R32: the same for the session read path: `{}`, the cookie kept, nothing leaked."""
 
     async def broken(params: SessionParams) -> dict[str, Any]:
         raise Boom
@@ -871,7 +915,8 @@ async def test_an_exception_in_the_session_callback_is_a_bare_500_that_leaks_not
     token = CODEC.encode(IDENTITY, 600)
     async with browser(app) as client:
         response = await client.get("/api/auth/session", headers=cookie_header(session=token))
-    assert (response.status_code, response.json()) == (500, {"message": "internal error"})
+    assert (response.status_code, response.json()) == (200, {})
+    assert "session callback failed: Boom" in caplog.text
     for leak in ("Traceback", SECRET, PASSWORD, TOKEN_MARK):
         assert leak not in caplog.text
         assert leak not in response.text
@@ -903,12 +948,12 @@ async def test_auth_answers_to_a_signed_out_browser_are_never_stored(
 
 
 async def test_a_stored_name_with_line_breaks_never_splits_a_header_or_cookie(
-    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
     """R37: a name in the database with CR, LF and NUL travels into the token at sign-in;
     /verify sends it without them, and every Set-Cookie stays one clean line."""
     hostile = "Ana\r\nX-Evil: 1\x00"
-    async with app.state.database.engine.begin() as conn:
+    async with app.services.database.engine.begin() as conn:
         await conn.execute(update(User).where(User.id == ana.id).values(name=hostile))
     signed_in = await sign_in(client)
     verify = await client.get(VERIFY)
@@ -923,7 +968,7 @@ async def test_a_stored_name_with_line_breaks_never_splits_a_header_or_cookie(
 
 
 async def test_a_jwt_callback_putting_line_breaks_in_the_token_cannot_split_a_cookie(
-    app: FastAPI, client: httpx.AsyncClient, ana: UserRecord
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:
     """R37: whatever an application's jwt callback adds, the cookie value is encoded."""
 

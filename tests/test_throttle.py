@@ -21,9 +21,9 @@ import httpx
 import pytest
 import redis
 import redis.asyncio
-from fastapi import FastAPI
 
 from authsvc.app import create_app
+from authsvc.hotpath import AuthService
 from authsvc.settings import ConfigError
 from authsvc.throttle import NAMESPACE, SignInThrottle, address_identity, parse_limit
 from authsvc.users.passwords import PasswordHasher, Verification
@@ -83,17 +83,19 @@ def unique_address() -> str:
     return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
-def build_app(hasher: PasswordHasher, **settings: Any) -> FastAPI:
+def build_app(hasher: PasswordHasher, **settings: Any) -> AuthService:
     values: dict[str, Any] = {"trusted_proxies": ["127.0.0.1"]}
     values.update(settings)
     return create_app(make_settings(**values), users=InMemoryUsers(), hasher=hasher)
 
 
-async def add_user(app: FastAPI, email: str) -> None:
-    await app.state.users.create(email=email, password_hash=await app.state.hasher.hash(PASSWORD))
+async def add_user(app: AuthService, email: str) -> None:
+    await app.services.users.create(
+        email=email, password_hash=await app.services.hasher.hash(PASSWORD)
+    )
 
 
-def client_for(app: FastAPI, peer: str = "127.0.0.1") -> httpx.AsyncClient:
+def client_for(app: AuthService, peer: str = "127.0.0.1") -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(peer, 40000))
     return httpx.AsyncClient(transport=transport, base_url=BASE)
 
@@ -128,15 +130,15 @@ async def fail(
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def app(request: pytest.FixtureRequest, hasher: CountingHasher) -> AsyncIterator[FastAPI]:
+async def app(request: pytest.FixtureRequest, hasher: CountingHasher) -> AsyncIterator[AuthService]:
     storage = "memory" if request.param == "memory" else request.getfixturevalue("redis_url")
     application = build_app(hasher, rate_limit_storage=storage)
     yield application
-    await application.state.throttle.aclose()
+    await application.services.throttle.aclose()
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: AuthService) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as http:
         yield http
 
@@ -145,7 +147,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_the_101st_failed_attempt_on_an_account_is_429_with_retry_after(
-    app: FastAPI, client: httpx.AsyncClient
+    app: AuthService, client: httpx.AsyncClient
 ) -> None:
     email, address = unique_email(), unique_address()
     await add_user(app, email)
@@ -199,7 +201,7 @@ async def test_a_throttled_attempt_does_no_password_hashing(
 
 
 async def test_a_throttled_account_is_refused_even_with_the_right_password(
-    app: FastAPI, client: httpx.AsyncClient
+    app: AuthService, client: httpx.AsyncClient
 ) -> None:
     email, address = unique_email(), unique_address()
     await add_user(app, email)
@@ -218,7 +220,7 @@ async def test_the_account_limit_holds_across_addresses(client: httpx.AsyncClien
 
 
 async def test_a_successful_sign_in_counts_and_clears_nothing(
-    app: FastAPI, client: httpx.AsyncClient
+    app: AuthService, client: httpx.AsyncClient
 ) -> None:
     email, address = unique_email(), unique_address()
     await add_user(app, email)
@@ -312,7 +314,7 @@ def test_an_ipv4_mapped_ipv6_client_is_counted_as_its_ipv4_address() -> None:
 # --- the 429 answer ---------------------------------------------------------------------------
 
 
-async def throttled_app(hasher: CountingHasher) -> tuple[FastAPI, str]:
+async def throttled_app(hasher: CountingHasher) -> tuple[AuthService, str]:
     app = build_app(hasher, rate_limit_account="1/hour")
     email = unique_email()
     async with client_for(app) as client:
@@ -458,7 +460,7 @@ async def test_nothing_the_throttle_writes_to_redis_holds_the_email_or_the_addre
     async with client_for(app) as client:
         for spelling in (f"{local_part}@Example.COM", f" {local_part.upper()}@example.com "):
             await attempt(client, spelling, forwarded_for=address)
-    await app.state.throttle.aclose()
+    await app.services.throttle.aclose()
 
     dump = (await everything_stored(own_redis.url)).lower()
     assert dump.count(NAMESPACE) == 2  # both limits wrote their key
@@ -567,7 +569,7 @@ async def test_a_redis_outage_midway_gives_no_fresh_budget_to_the_process(
         through_redis = await fail(client, email, 6)
         own_redis.stop()
         after_outage = await fail(client, email, 6)
-    await app.state.throttle.aclose()
+    await app.services.throttle.aclose()
     assert through_redis == [401] * 6
     assert after_outage == [401] * 4 + [429] * 2
 

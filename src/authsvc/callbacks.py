@@ -1,31 +1,63 @@
-"""The `jwt` and `session` callbacks: where an application shapes its tokens and sessions.
+"""The callbacks: where a storefront puts its own logic, as in next-auth's `callbacks` option.
 
-They mirror next-auth's `callbacks.jwt({token, user, account, profile, trigger, session})`
-and `callbacks.session({session, token})`. An application replaces them by overriding the
-FastAPI dependencies `get_jwt_callback` / `get_session_callback` (see `authsvc.deps`).
+`Callbacks(jwt=…, session=…, sign_in=…, redirect=…)` is given to `create_app`; whatever is
+left out keeps authsvc's default. The defaults are importable, so a callback extends one
+instead of replacing it (and keeps the role, the missing-role lookup and `update()`)::
+
+    async def jwt(params: JwtParams) -> Claims:
+        token = await default_jwt(params)
+        if params.user is not None:  # sign-in
+            token["tier"] = "gold"
+        return token
+
+    app = create_app(callbacks=Callbacks(jwt=jwt))
+
+Parameters keep next-auth's names and meaning (`token`, `user`, `account`, `profile`,
+`trigger`, `session`, `is_new_user` for `isNewUser`), plus `services`: the parts of the app
+a callback may use (its settings and a read-only view of the user store).
+
+A callback that raises or returns the wrong type fails closed: no session is created or
+read (`/session` answers `{}` and keeps the cookie, `/verify` answers 401) and one log
+line names the callback. Role freshness and revocation are not callbacks: they run around
+whichever jwt callback is in place (see `session.py`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from authsvc.db import DATABASE_ERRORS
 from authsvc.lookups import BoundedLookups
+
+# Re-exported: every callback and its default is importable from here.
+from authsvc.redirects import RedirectCallback as RedirectCallback
+from authsvc.redirects import default_redirect as default_redirect
 from authsvc.tokens import Claims
-from authsvc.users.repository import UserRecord, UserRepository
+from authsvc.users.repository import UserLookup, UserRecord
+
+if TYPE_CHECKING:
+    from authsvc.settings import Settings
 
 log = logging.getLogger("authsvc.callbacks")
-
-# When the token's role was last read from the database (role freshness mode).
-ROLE_CHECKED_AT = "roleCheckedAt"
-FRESHNESS_CACHE_SIZE = 10_000
+Params = TypeVar("Params")
 
 Trigger = Literal["signIn", "signUp", "update"]
+
+
+class CallbackServices(Protocol):
+    """What a callback can reach of the app: the services container provides it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def users(self) -> UserLookup: ...
+
+    @property
+    def lookups(self) -> BoundedLookups: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +75,7 @@ class JwtParams:
     """Arguments of the jwt callback; `user`/`account` are set only at sign-in."""
 
     token: Claims
+    services: CallbackServices
     user: UserRecord | None = None
     account: Account | None = None
     profile: Mapping[str, Any] | None = None
@@ -56,6 +89,7 @@ class JwtParams:
 class SessionParams:
     session: dict[str, Any]
     token: Claims
+    services: CallbackServices
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +97,21 @@ class SignInParams:
     """Arguments of the signIn callback, called before a session is created.
 
     Credentials: `user` and `credentials` (the posted body). OAuth: `profile` (the
-    provider's raw profile) and the user if the identity is linked already.
+    provider's raw profile), and `user` when this provider identity is linked already.
     """
 
     account: Account
+    services: CallbackServices
     user: UserRecord | None = None
     profile: Mapping[str, Any] | None = None
     credentials: Mapping[str, Any] | None = None
 
 
 class SignInCallback(Protocol):
-    """Return False to refuse the sign-in (next-auth's `AccessDenied`)."""
+    """True to let the user in; False refuses (next-auth's `AccessDenied`); a URL (a
+    string) refuses and sends the user there instead (through the redirect callback)."""
 
-    async def __call__(self, params: SignInParams) -> bool: ...
+    async def __call__(self, params: SignInParams) -> bool | str: ...
 
 
 class JwtCallback(Protocol):
@@ -106,126 +142,136 @@ def claims_from_user(user: UserRecord) -> Claims:
     }
 
 
-async def allow_sign_in(params: SignInParams) -> bool:
+async def default_sign_in(params: SignInParams) -> bool | str:
     """The default signIn callback: everyone who authenticated may sign in."""
     return True
 
 
-class DefaultJwtCallback:
+async def default_jwt(params: JwtParams) -> Claims:
     """The storefront design: the token carries the role; the database is a fallback.
 
     - sign-in: copy `id`, `role`, `fundraiserId`, `avatar` from the user;
     - `update`: re-read those (and `name`) from the database, never from client data;
     - any other request: use the token as it is, with no database call, unless `role` is
-      missing (a token minted before roles existed), then look the user up by email once;
-    - opt-in role freshness (`role_max_age` seconds > 0): a token whose role was read from
-      the database longer ago than that (its `roleCheckedAt` claim) gets it read again, by
-      user id, through a per-process cache that lives as long; the re-issued cookie then
-      carries the fresh role. A user who no longer exists loses the role (fails closed);
-      a database error keeps the token's role and is logged.
+      missing (a token minted before roles existed), then look the user up by email once.
+
+    Lookups go through `find_user`: one that fails or misses its deadline leaves the token
+    without a role (the session stays; the next request tries again).
     """
-
-    def __init__(
-        self,
-        users: UserRepository,
-        *,
-        timeout: float = 2.0,
-        role_max_age: int = 0,
-        lookups: BoundedLookups | None = None,
-    ) -> None:
-        self._users = users
-        # Each lookup answers within `timeout`; see lookups.py for why it is not cancelled.
-        self._lookups = lookups or BoundedLookups(
-            timeout=timeout, slots=10, background_limit=max(timeout, 10.0)
-        )
-        self._role_max_age = role_max_age
-        # user id -> (when read, the user or None); bounded like the token cache.
-        self._fresh: OrderedDict[str, tuple[float, UserRecord | None]] = OrderedDict()
-
-    async def __call__(self, params: JwtParams) -> Claims:
-        token = dict(params.token)
-        if params.user is not None:
-            token.update(claims_from_user(params.user))
-            if self._role_max_age:
-                token[ROLE_CHECKED_AT] = int(time.time())
-            return token
-        if params.trigger == "update":
-            user = await self._lookup("id", token.get("id") or token.get("sub"))
-            if user is not None:
-                token["name"] = user.name
-                token.update(claims_from_user(user))
-            return token
-        if "role" not in token:
-            user = await self._lookup("email", token.get("email"))
-            if user is not None:
-                token.update(claims_from_user(user))
-        elif self._role_max_age:
-            await self._refresh_role(token)
+    token = dict(params.token)
+    if params.user is not None:
+        token.update(claims_from_user(params.user))
         return token
-
-    async def _refresh_role(self, token: Claims) -> None:
-        now = time.time()
-        checked = token.get(ROLE_CHECKED_AT)
-        fresh = isinstance(checked, int | float) and not isinstance(checked, bool)
-        if fresh and now - checked <= self._role_max_age:  # type: ignore[operator]
-            return
-        user_id = token.get("id") or token.get("sub")
-        if not isinstance(user_id, str):
-            return
-        cached = self._fresh.get(user_id)
-        if cached is not None and now - cached[0] <= self._role_max_age:
-            user = cached[1]
-        else:
-            try:
-                user = await self._lookups.run(
-                    ("fresh", user_id), lambda: self._read_fresh(user_id)
-                )
-            except DATABASE_ERRORS as exc:
-                log.warning("role refresh failed, keeping the token's role: %s", type(exc).__name__)
-                return
-        if user is None:
-            token.pop("role", None)  # the account is gone: no role, so no access
-            return
-        token.update(claims_from_user(user))
-        token[ROLE_CHECKED_AT] = int(now)
-
-    async def _read_fresh(self, user_id: str) -> UserRecord | None:
-        """Read the user and remember it, even when the request gave up waiting."""
-        read_at = time.time()
-        user = await self._users.get_by_id(user_id)
-        self._fresh[user_id] = (read_at, user)
-        self._fresh.move_to_end(user_id)
-        while len(self._fresh) > FRESHNESS_CACHE_SIZE:
-            self._fresh.popitem(last=False)
-        return user
-
-    async def _lookup(self, by: Literal["id", "email"], key: object) -> UserRecord | None:
-        if not isinstance(key, str) or not key:
-            return None
-        find = self._users.get_by_id if by == "id" else self._users.get_by_email
-        try:
-            user: UserRecord | None = await self._lookups.run((by, key), lambda: find(key))
-        except DATABASE_ERRORS as exc:
-            # Fail closed on the role: the session stays, without one, and the next
-            # request tries again.
-            log.warning("user lookup failed: %s", type(exc).__name__)
-            return None
-        return user
+    if params.trigger == "update":
+        user = await find_user(params.services, "id", token.get("id") or token.get("sub"))
+        if user is not None:
+            token["name"] = user.name
+            token.update(claims_from_user(user))
+        return token
+    if "role" not in token:
+        user = await find_user(params.services, "email", token.get("email"))
+        if user is not None:
+            token.update(claims_from_user(user))
+    return token
 
 
-class DefaultSessionCallback:
+async def default_session(params: SessionParams) -> dict[str, Any]:
     """Map token fields onto `session.user`: id, role, fundraiserId (when set), image."""
+    token = params.token
+    user = dict(params.session.get("user") or {})
+    user["id"] = token.get("id") or token.get("sub")
+    if "name" in token:
+        user["name"] = token["name"]
+    if token.get("role") is not None:
+        user["role"] = token["role"]
+    if token.get("fundraiserId") is not None:
+        user["fundraiserId"] = token["fundraiserId"]
+    if token.get("avatar") is not None:
+        user["image"] = token["avatar"]
+    return {**params.session, "user": user}
 
-    async def __call__(self, params: SessionParams) -> dict[str, Any]:
-        token = params.token
-        user = dict(params.session.get("user") or {})
-        user["id"] = token.get("id") or token.get("sub")
-        if "name" in token:
-            user["name"] = token["name"]
-        if token.get("role") is not None:
-            user["role"] = token["role"]
-        if token.get("fundraiserId") is not None:
-            user["fundraiserId"] = token["fundraiserId"]
-        if token.get("avatar") is not None:
-            user["image"] = token["avatar"]
-        return {**params.session, "user": user}
+
+async def find_user(
+    services: CallbackServices, by: Literal["id", "email"], key: object
+) -> UserRecord | None:
+    """A user, looked up as the session path does: within AUTHSVC_SESSION_LOOKUP_TIMEOUT,
+    one flight per key, a bounded number at once (see lookups.py). None when there is no
+    such user, or the store failed or was too slow (logged): the caller goes on without.
+    """
+    if not isinstance(key, str) or not key:
+        return None
+    users = services.users
+    find = users.get_by_id if by == "id" else users.get_by_email
+    try:
+        return await services.lookups.run((by, id(users), key), lambda: find(key))
+    except Exception as exc:  # any store's failure (SQLAlchemy's or the app's), or the deadline
+        log.warning("user lookup failed: %s", type(exc).__name__)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Callbacks:
+    """next-auth's `callbacks` option. Each one left out is authsvc's default."""
+
+    jwt: JwtCallback = default_jwt
+    session: SessionCallback = default_session
+    sign_in: SignInCallback = default_sign_in
+    redirect: RedirectCallback = default_redirect
+
+
+# --- calling them: a broken callback fails closed, with one log line naming it ----------
+
+
+async def run_jwt(callback: JwtCallback, params: JwtParams) -> Claims | None:
+    """The jwt callback's token, or None when it raised or returned something else."""
+    return await _dict_from("jwt", callback, params)
+
+
+async def run_session(callback: SessionCallback, params: SessionParams) -> dict[str, Any] | None:
+    """The session callback's session, or None when it raised or returned something else."""
+    return await _dict_from("session", callback, params)
+
+
+async def _dict_from(
+    name: str, callback: Callable[[Params], Awaitable[object]], params: Params
+) -> dict[str, Any] | None:
+    try:
+        result = await callback(params)
+    except Exception as exc:
+        log.error("%s callback failed: %s", name, type(exc).__name__)
+        return None
+    if not isinstance(result, dict):
+        log.error("%s callback returned %s, not a dict: no session", name, type(result).__name__)
+        return None
+    return result
+
+
+async def run_sign_in(callback: SignInCallback, params: SignInParams) -> bool | str:
+    """The signIn callback's answer; a raise or another type refuses the sign-in."""
+    try:
+        allowed = await callback(params)
+    except Exception as exc:
+        log.error("signIn callback failed, sign-in refused: %s", type(exc).__name__)
+        return False
+    if not isinstance(allowed, bool | str):
+        log.error(
+            "signIn callback returned %s, not a bool or URL: sign-in refused",
+            type(allowed).__name__,
+        )
+        return False
+    return allowed
+
+
+def run_redirect(callback: RedirectCallback, url: str, base_url: str) -> str:
+    """The redirect callback's target; a raise or another type sends the user to the base."""
+    try:
+        target = callback(url, base_url)
+    except Exception as exc:
+        log.error("redirect callback failed, using the base URL: %s", type(exc).__name__)
+        return base_url
+    if not isinstance(target, str):
+        log.error(
+            "redirect callback returned %s, not a str: using the base URL", type(target).__name__
+        )
+        return base_url
+    return target

@@ -27,7 +27,10 @@ without a cookie an `Authorization: Bearer <token>` header (as next-auth's `getT
 
 The jwt callback defaults to using the token as it is, so no database is touched: a token
 without a role has no role here (authsvc's own default looks the role up; pass your own
-`jwt_callback` to do the same). Unlike `/api/auth/session`, the cookie is not re-issued.
+`jwt_callback` to do the same). A service that runs an authsvc app in the same process
+reads sessions exactly as that app does, with its callbacks, user store, revocation and
+role freshness, through `SessionAuth.from_app(app)`. Unlike `/api/auth/session`, the
+cookie is not re-issued.
 """
 
 from __future__ import annotations
@@ -35,23 +38,33 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request
 
 from authsvc.callbacks import (
-    DefaultSessionCallback,
+    Callbacks,
     JwtCallback,
     JwtParams,
     SessionCallback,
+    default_session,
 )
 from authsvc.cookies import parse_cookie_header
-from authsvc.session import request_token, resolve_session
+from authsvc.freshness import RoleFreshness
+from authsvc.lookups import BoundedLookups, session_lookups
+from authsvc.revocation import RevocationCheck
+from authsvc.session import SessionServices, request_token, resolve_session
 from authsvc.settings import Settings, load_settings
-from authsvc.tokens import Claims
+from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.models import ROLES
+from authsvc.users.repository import UserLookup, UserRecord
+
+if TYPE_CHECKING:
+    from authsvc.hotpath import AuthService
 
 UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="authsvc"'}
+# Lookups an application's own jwt callback may have in flight at once (`find_user`).
+LOOKUP_SLOTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,32 @@ async def token_as_is(params: JwtParams) -> Claims:
     return dict(params.token)
 
 
+class NoUsers:
+    """The user store of a service that has none: every lookup finds no one."""
+
+    async def get_by_email(self, email: str) -> UserRecord | None:
+        return None
+
+    async def get_by_id(self, user_id: str) -> UserRecord | None:
+        return None
+
+
+NO_USERS = NoUsers()
+
+
+@dataclass(frozen=True, slots=True)
+class OwnServices:
+    """What the read path needs, for a SessionAuth not built from an authsvc app."""
+
+    settings: Settings
+    codec: TokenCodec
+    callbacks: Callbacks
+    lookups: BoundedLookups
+    users: UserLookup = NO_USERS
+    revocation: RevocationCheck | None = None
+    freshness: RoleFreshness | None = None
+
+
 class SessionAuth:
     """Session dependencies for one configuration (secret, cookie name, callbacks)."""
 
@@ -101,17 +140,28 @@ class SessionAuth:
         jwt_callback: JwtCallback = token_as_is,
         session_callback: SessionCallback | None = None,
     ) -> None:
-        self.settings = settings.check()
-        self.codec = settings.session_codec()
-        self.cookie_name = settings.cookie_policy.session_token
-        self.skip_empty = settings.cookie_policy.skip_empty_chunks
-        self.jwt_callback = jwt_callback
-        self.session_callback = session_callback or DefaultSessionCallback()
+        callbacks = Callbacks(jwt=jwt_callback, session=session_callback or default_session)
+        lookups = session_lookups(settings, LOOKUP_SLOTS)
+        self._read_with(OwnServices(settings.check(), settings.session_codec(), callbacks, lookups))
+
+    def _read_with(self, services: SessionServices) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.cookie_name = self.settings.cookie_policy.session_token
+        self.skip_empty = self.settings.cookie_policy.skip_empty_chunks
 
     @classmethod
     def from_env(cls, **callbacks: Any) -> SessionAuth:
         """Settings from the environment and `.env`, exactly as authsvc reads them."""
         return cls(load_settings(), **callbacks)
+
+    @classmethod
+    def from_app(cls, app: AuthService) -> SessionAuth:
+        """Read sessions as this authsvc app does: its services container (settings,
+        callbacks, user store, revocation and role freshness)."""
+        auth = cls(app.services.settings)
+        auth._read_with(app.services)
+        return auth
 
     async def get_session(self, request: Request) -> Session | None:
         cookies = parse_cookie_header(request.headers.get("cookie"))
@@ -121,14 +171,7 @@ class SessionAuth:
             self.cookie_name,
             skip_empty=self.skip_empty,
         )
-        outcome = await resolve_session(
-            raw,
-            codec=self.codec,
-            jwt_callback=self.jwt_callback,
-            session_callback=self.session_callback,
-            max_age=self.settings.session_max_age,
-            now=time.time(),
-        )
+        outcome = await resolve_session(raw, self.services, now=time.time())
         if outcome.kind != "valid" or outcome.token is None or outcome.session is None:
             return None
         return Session(data=outcome.session, token=outcome.token)

@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
-from authsvc.callbacks import JwtCallback
-from authsvc.revocation import RevocationCheck
-from authsvc.session import resolve_token
-from authsvc.tokens import Claims, TokenCodec
+from authsvc.session import SessionServices, resolve_token
+from authsvc.tokens import Claims
 from authsvc.users.models import ROLES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -203,19 +201,11 @@ Decision = Allow | Deny
 
 
 async def decide(
-    raw_token: str | None,
-    policy: Policy,
-    *,
-    codec: TokenCodec,
-    jwt_callback: JwtCallback,
-    now: float | None = None,
-    revocation: RevocationCheck | None = None,
+    raw_token: str | None, policy: Policy, services: SessionServices, *, now: float | None = None
 ) -> Decision:
     """The token read path (as for /session, without the session object), then the
-    identity and the policy."""
-    outcome = await resolve_token(
-        raw_token, codec=codec, jwt_callback=jwt_callback, now=now, revocation=revocation
-    )
+    identity and the policy. A failed jwt callback denies, like no session."""
+    outcome = await resolve_token(raw_token, services, now=now)
     if outcome.kind != "valid" or outcome.token is None:
         return Deny("unauthenticated")
     identity = identity_from_token(outcome.token)

@@ -9,6 +9,10 @@ goes to FastAPI unchanged. Measured in docs/performance.md: FastAPI's per-reques
 (middleware stack, telemetry hooks) alone costs more than the whole forward-auth check.
 Both hot routes are still described in the OpenAPI document (`openapi.py`), and each
 handler catches its own errors (there is no error middleware around them).
+
+Before any request, the app brings its services up to date with the dependency overrides
+in force (`deps.ServiceResolver`: nothing to do when there are none), so the hot routes
+and FastAPI's routes see the same parts.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authsvc.metrics import Metrics
+from authsvc.deps import ServiceResolver
+from authsvc.services import Services
 
 HEALTHZ = "/healthz"
 _HEALTHZ_BODY = b'{"status":"ok"}'
@@ -31,11 +36,15 @@ _HEALTHZ_HEADERS = [
 
 
 class AuthService(FastAPI):
-    """FastAPI, plus hot routes answered before FastAPI's own per-request machinery."""
+    """FastAPI, plus hot routes answered before FastAPI's own per-request machinery, and
+    the services container every route reads (`services`, as built; `resolver`, with the
+    dependency overrides in force)."""
 
-    def __init__(self, *, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(self, *, services: Services, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.hot_metrics = metrics
+        self.services = services
+        self.resolver = ServiceResolver(services)
+        self.hot_metrics = services.metrics
         self.hot_exact: dict[str, ASGIApp] = {HEALTHZ: self.healthz}
         self.hot_prefixes: tuple[tuple[str, ASGIApp], ...] = ()
 
@@ -45,6 +54,8 @@ class AuthService(FastAPI):
             self.hot_prefixes = (*self.hot_prefixes, (path + "/", handler))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.dependency_overrides or self.resolver.overridden:
+            await self.resolver.sync(self.dependency_overrides)
         if scope["type"] == "http":
             path: str = scope["path"]
             handler = self.hot_exact.get(path)

@@ -22,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from authsvc.settings import Settings
 
 log = logging.getLogger("authsvc.lookups")
 
@@ -71,3 +74,13 @@ class BoundedLookups:
         # Mark the outcome retrieved: a caller that gave up is no reason for a warning.
         if not task.cancelled() and task.exception() is not None:
             log.debug("background lookup failed: %s", type(task.exception()).__name__)
+
+
+def session_lookups(settings: Settings, slots: int) -> BoundedLookups:
+    """The session path's budget: `slots` reads at once (a pool's worth), each answered
+    within AUTHSVC_SESSION_LOOKUP_TIMEOUT, none running past twice AUTHSVC_DB_TIMEOUT."""
+    return BoundedLookups(
+        timeout=settings.session_lookup_timeout,
+        slots=slots,
+        background_limit=settings.database_timeout * 2,
+    )

@@ -9,7 +9,6 @@ code, so the route only has to turn it into a redirect.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,17 +16,24 @@ from typing import Any
 
 import httpx
 
-from authsvc.callbacks import Account, SignInCallback, SignInParams
+from authsvc.callbacks import Account, SignInParams, run_sign_in
 from authsvc.cookies import CookiePolicy
 from authsvc.db import DATABASE_ERRORS
+from authsvc.events import (
+    CreateUserEvent,
+    Events,
+    LinkAccountEvent,
+    SignInEvent,
+    UpdateUserEvent,
+)
 from authsvc.oauth_checks import code_challenge, issue_checks, read_checks
 from authsvc.outbound import ProviderError
 from authsvc.providers.oauth import RESERVED_PARAMS, OAuthProvider, Profile
 from authsvc.providers.oidc import OidcProvider
+from authsvc.services import Services
 from authsvc.users.emails import normalize_email
 from authsvc.users.repository import (
     AccountLinkedError,
-    CheckStore,
     UserExistsError,
     UserRecord,
     UserRepository,
@@ -49,14 +55,19 @@ class OAuthSignIn:
     account: Account
     profile: Profile
     is_new_user: bool
+    # What changed in the user store on the way (for the events).
+    linked: bool = False
+    updated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class OAuthFailure:
-    """next-auth's error code (None: back to the sign-in page with no code) and a log line."""
+    """next-auth's error code (None: back to the sign-in page with no code) and a log line;
+    `refusal` is the signIn callback's answer when it refused (False, or a URL)."""
 
     code: str | None
     reason: str
+    refusal: bool | str = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +125,7 @@ async def complete_sign_in(
     params: Mapping[str, Any],
     cookies: Mapping[str, str],
     ctx: FlowContext,
-    *,
-    users: UserRepository,
-    checks: CheckStore,
-    sign_in_callback: SignInCallback,
-    link_by_email: bool,
+    services: Services,
 ) -> OAuthSignIn | OAuthFailure:
     if "error" in params:
         return OAuthFailure("Callback", "provider returned an error to the callback")
@@ -137,7 +144,7 @@ async def complete_sign_in(
     if not isinstance(code, str) or not code or len(code) > 2048:
         return OAuthFailure("OAuthCallback", "callback has no code")
     try:
-        first_use = await checks.redeem(returned.state_jti, returned.state_expires)
+        first_use = await services.checks.redeem(returned.state_jti, returned.state_expires)
     except DATABASE_ERRORS as exc:
         return OAuthFailure("Callback", f"check store unavailable: {type(exc).__name__}")
     if not first_use:
@@ -169,26 +176,43 @@ async def complete_sign_in(
         provider_account_id=profile.id,
         tokens=tokens,
     )
-    if not await sign_in_callback(SignInParams(account=account, profile=profile.raw)):
-        return OAuthFailure("AccessDenied", "signIn callback refused")
+    users = services.users
     try:
-        return await _find_or_create_user(users, profile, account, link_by_email)
+        linked = await users.get_by_account(account.provider, account.provider_account_id)
+    except DATABASE_ERRORS as exc:
+        return OAuthFailure("OAuthCreateAccount", f"user store failed: {type(exc).__name__}")
+    allowed = await run_sign_in(
+        services.callbacks.sign_in,
+        SignInParams(account=account, services=services, user=linked, profile=profile.raw),
+    )
+    if allowed is not True:
+        return OAuthFailure("AccessDenied", "signIn callback refused", refusal=allowed)
+    link_by_email = services.settings.link_accounts_by_email
+    try:
+        return await _find_or_create_user(users, profile, account, linked, link_by_email)
     except DATABASE_ERRORS as exc:
         return OAuthFailure("OAuthCreateAccount", f"user store failed: {type(exc).__name__}")
 
 
 async def _find_or_create_user(
-    users: UserRepository, profile: Profile, account: Account, link_by_email: bool
+    users: UserRepository,
+    profile: Profile,
+    account: Account,
+    user: UserRecord | None,
+    link_by_email: bool,
 ) -> OAuthSignIn | OAuthFailure:
-    """Accounts are identified by (provider, id); an email match alone never links (R26)."""
+    """Accounts are identified by (provider, id); an email match alone never links (R26).
+    `user` is the one linked to this identity already, if any."""
     provider, provider_id = account.provider, account.provider_account_id
     # What a provider says must fit the columns; a display field never blocks a sign-in.
     name = profile.name[:MAX_NAME_LENGTH] if profile.name else None
     image = profile.image if profile.image and len(profile.image) <= MAX_IMAGE_LENGTH else None
-    user = await users.get_by_account(provider, provider_id)
     if user is not None:
         updated = await users.update_profile(user.id, name=name, image=image)
-        return OAuthSignIn(updated or user, account, profile, is_new_user=False)
+        changed = (user.name, user.image) != (name, image)
+        return OAuthSignIn(
+            updated or user, account, profile, is_new_user=False, updated=changed and bool(updated)
+        )
     email = normalize_email(profile.email)
     if email is None or not profile.email_verified:
         # An unverified address could pre-claim someone else's email (account pre-hijacking).
@@ -202,10 +226,12 @@ async def _find_or_create_user(
             return OAuthSignIn(linked, account, profile, is_new_user=False)
         if not link_by_email:
             return OAuthFailure("OAuthAccountNotLinked", "email belongs to another sign-in method")
-        # A concurrent sign-in may have linked it a moment ago: that is the same outcome.
-        with contextlib.suppress(AccountLinkedError):
+        try:
             await users.link_account(existing.id, provider, provider_id)
-        return OAuthSignIn(existing, account, profile, is_new_user=False)
+        except AccountLinkedError:
+            # A concurrent sign-in linked it a moment ago: the same outcome, already told.
+            return OAuthSignIn(existing, account, profile, is_new_user=False)
+        return OAuthSignIn(existing, account, profile, is_new_user=False, linked=True)
     try:
         created = await users.create_with_account(
             email=email,
@@ -220,4 +246,25 @@ async def _find_or_create_user(
         if winner is None:
             return OAuthFailure("OAuthAccountNotLinked", "email taken during sign-in")
         return OAuthSignIn(winner, account, profile, is_new_user=False)
-    return OAuthSignIn(created, account, profile, is_new_user=True)
+    return OAuthSignIn(created, account, profile, is_new_user=True, linked=True)
+
+
+async def announce_changes(events: Events, signed_in: OAuthSignIn) -> None:
+    """What the sign-in changed in the user store, in next-auth's order (before the session
+    is made, so they are told even if making it fails)."""
+    user, account, profile = signed_in.user, signed_in.account, signed_in.profile.raw
+    if signed_in.is_new_user:
+        await events.emit(CreateUserEvent(user=user))
+    if signed_in.linked:
+        await events.emit(LinkAccountEvent(user=user, account=account, profile=profile))
+    if signed_in.updated:
+        await events.emit(UpdateUserEvent(user=user))
+
+
+def sign_in_event(signed_in: OAuthSignIn) -> SignInEvent:
+    return SignInEvent(
+        user=signed_in.user,
+        account=signed_in.account,
+        profile=signed_in.profile.raw,
+        is_new_user=signed_in.is_new_user,
+    )

@@ -19,10 +19,9 @@ import logging
 import time
 from collections import OrderedDict
 
-from authsvc.db import DATABASE_ERRORS
 from authsvc.lookups import BoundedLookups
 from authsvc.tokens import Claims
-from authsvc.users.repository import UserRepository
+from authsvc.users.repository import UserLookup, UserRepository
 
 log = logging.getLogger("authsvc.revocation")
 
@@ -52,57 +51,52 @@ def authenticated_at(claims: Claims) -> float | None:
 
 
 class RevocationCheck:
-    def __init__(
-        self,
-        users: UserRepository,
-        *,
-        ttl: float,
-        timeout: float,
-        lookups: BoundedLookups | None = None,
-    ) -> None:
-        self._users = users
+    """The per-user revocation state, cached. The user store is passed on each call, so an
+    application's own store (or a dependency override of it) is the one asked."""
+
+    def __init__(self, *, ttl: float, lookups: BoundedLookups) -> None:
         self._ttl = ttl
-        self._lookups = lookups or BoundedLookups(
-            timeout=timeout, slots=10, background_limit=max(timeout, 10.0)
-        )
+        self._lookups = lookups
         # user id -> (when read, whether the user exists, sessions valid after (ms))
         self._cache: OrderedDict[str, tuple[float, bool, int | None]] = OrderedDict()
         # Bumped by every revoke(): a read that began before it must not cache its answer.
         self._revocations = 0
 
-    async def allows(self, claims: Claims) -> bool:
+    async def allows(self, claims: Claims, users: UserLookup) -> bool:
         user_id = claims.get("id") or claims.get("sub")
         started = authenticated_at(claims)
         if not isinstance(user_id, str) or started is None:
             return False
-        state = await self._state(user_id)
+        state = await self._state(user_id, users)
         if state is None:
             return False
         exists, valid_after = state
         return exists and (valid_after is None or started >= valid_after)
 
-    async def revoke(self, user_id: str) -> bool:
+    async def revoke(self, user_id: str, users: UserRepository) -> bool:
         """End every session of this user that began before now."""
-        revoked = await self._users.revoke_sessions(user_id, revocation_time())
+        revoked = await users.revoke_sessions(user_id, revocation_time())
         self._revocations += 1
         self._cache.pop(user_id, None)
         return revoked
 
-    async def _state(self, user_id: str) -> tuple[bool, int | None] | None:
+    async def _state(self, user_id: str, users: UserLookup) -> tuple[bool, int | None] | None:
         cached = self._cache.get(user_id)
         if cached is not None and time.monotonic() - cached[0] < self._ttl:
             return cached[1], cached[2]
         try:
-            return await self._lookups.run(("revocation", user_id), lambda: self._read(user_id))
-        except DATABASE_ERRORS as exc:
+            return await self._lookups.run(
+                ("revocation", id(users), user_id), lambda: self._read(user_id, users)
+            )
+        except Exception as exc:  # any store's failure, or its deadline: fail closed
             log.warning("revocation lookup failed, refusing the session: %s", type(exc).__name__)
             return None
 
-    async def _read(self, user_id: str) -> tuple[bool, int | None]:
+    async def _read(self, user_id: str, users: UserLookup) -> tuple[bool, int | None]:
         """Read the user's state and cache it, even when the request gave up waiting."""
         now = time.monotonic()
         revocations = self._revocations
-        user = await self._users.get_by_id(user_id)
+        user = await users.get_by_id(user_id)
         state = (user is not None, user.sessions_valid_after if user else None)
         if revocations != self._revocations:
             return state

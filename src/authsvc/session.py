@@ -1,7 +1,10 @@
-"""The session read path in one place: token → jwt callback → session callback.
+"""The session path in one place: token → jwt callback → session callback, and the
+claims of a new session at sign-in.
 
-Used by `GET/POST /session` and by everything else that asks "who is this?".
-It knows nothing of HTTP: callers hand it the raw token and get a value back.
+Used by `GET/POST /session`, sign-in and everything else that asks "who is this?". It knows
+nothing of HTTP: callers hand it the raw token and the services (the container, or what
+`SessionAuth` has) and get a value back. The opt-in modes run around the jwt callback,
+whichever the application has: revocation before it, role freshness after it.
 """
 
 from __future__ import annotations
@@ -11,20 +14,48 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from authsvc.callbacks import JwtCallback, JwtParams, SessionCallback, SessionParams
+from authsvc.callbacks import (
+    Account,
+    Callbacks,
+    CallbackServices,
+    JwtParams,
+    SessionParams,
+    initial_token,
+    run_jwt,
+    run_session,
+)
 from authsvc.cookies import decode_uri_component, read_session_token
+from authsvc.freshness import RoleFreshness
 from authsvc.revocation import RevocationCheck
 from authsvc.tokens import Claims, TokenCodec, is_session_shaped
+from authsvc.users.repository import UserRecord
 
 log = logging.getLogger("authsvc.session")
 
 
+class SessionServices(CallbackServices, Protocol):
+    """What the read path uses: the services container provides it (and `SessionAuth`)."""
+
+    @property
+    def codec(self) -> TokenCodec: ...
+
+    @property
+    def callbacks(self) -> Callbacks: ...
+
+    @property
+    def revocation(self) -> RevocationCheck | None: ...
+
+    @property
+    def freshness(self) -> RoleFreshness | None: ...
+
+
 @dataclass(slots=True)  # built on every check; treated as immutable
 class SessionOutcome:
-    # none: no session cookie; invalid: a cookie that is not a valid session; valid.
-    kind: Literal["none", "invalid", "valid"]
+    # none: no session cookie; invalid: a cookie that is not a valid session; failed: a
+    # callback raised or returned the wrong type (no session, but the cookie is kept).
+    kind: Literal["none", "invalid", "failed", "valid"]
     token: Claims | None = None
     session: dict[str, Any] | None = None
     # The token as decoded, before the jwt callback.
@@ -33,6 +64,7 @@ class SessionOutcome:
 
 NO_SESSION = SessionOutcome("none")
 INVALID_SESSION = SessionOutcome("invalid")
+CALLBACK_FAILED = SessionOutcome("failed")
 
 
 def iso_expires(now: float, max_age: int) -> str:
@@ -83,68 +115,86 @@ def default_session_user(claims: Claims) -> dict[str, Any]:
 
 async def resolve_token(
     raw_token: str | None,
+    services: SessionServices,
     *,
-    codec: TokenCodec,
-    jwt_callback: JwtCallback,
     trigger: Literal["update"] | None = None,
     data: Any = None,
     now: float | None = None,
-    revocation: RevocationCheck | None = None,
 ) -> SessionOutcome:
-    """The token after the jwt callback: all forward-auth needs (no session object)."""
+    """The token after the jwt callback: all forward-auth needs (no session object).
+
+    Revocation (when on) runs before the callback, role freshness (when on) after it, so
+    whichever jwt callback the application has keeps both.
+    """
     if raw_token is None:
         return NO_SESSION
-    claims = decode_session_token(codec, raw_token, now)
+    claims = decode_session_token(services.codec, raw_token, now)
     if claims is None:
         log.info("JWT_SESSION_ERROR: session cookie rejected")
         return INVALID_SESSION
-    if revocation is not None and not await revocation.allows(claims):
+    revocation = services.revocation
+    if revocation is not None and not await revocation.allows(claims, services.users):
         log.info("JWT_SESSION_ERROR: session revoked")
         return INVALID_SESSION
-    token = await jwt_callback(JwtParams(token=claims, trigger=trigger, session=data))
+    params = JwtParams(token=claims, services=services, trigger=trigger, session=data)
+    token = await run_jwt(services.callbacks.jwt, params)
+    if token is None:
+        return CALLBACK_FAILED
+    if services.freshness is not None and trigger != "update":
+        await services.freshness.refresh(token, services.users)
     return SessionOutcome("valid", token=token, decoded=claims)
 
 
 async def resolve_session(
     raw_token: str | None,
+    services: SessionServices,
     *,
-    codec: TokenCodec,
-    jwt_callback: JwtCallback,
-    session_callback: SessionCallback,
-    max_age: int,
     trigger: Literal["update"] | None = None,
     data: Any = None,
     now: float | None = None,
-    revocation: RevocationCheck | None = None,
 ) -> SessionOutcome:
     """next-auth's `/session`: the token, then the session callback over it."""
     current = time.time() if now is None else now
-    outcome = await resolve_token(
-        raw_token,
-        codec=codec,
-        jwt_callback=jwt_callback,
-        trigger=trigger,
-        data=data,
-        now=current,
-        revocation=revocation,
-    )
+    outcome = await resolve_token(raw_token, services, trigger=trigger, data=data, now=current)
     if outcome.token is None or outcome.decoded is None:
         return outcome
     # next-auth builds the default user from the token as decoded, before the callback.
     user = default_session_user(outcome.decoded)
-    session = await session_callback(
-        SessionParams(
-            session={"user": user, "expires": iso_expires(current, max_age)}, token=outcome.token
-        )
+    expires = iso_expires(current, services.settings.session_max_age)
+    params = SessionParams(
+        session={"user": user, "expires": expires}, token=outcome.token, services=services
     )
+    session = await run_session(services.callbacks.session, params)
+    if session is None:
+        return CALLBACK_FAILED
     return SessionOutcome("valid", token=outcome.token, session=session)
 
 
-async def revoke_session_owner(
-    raw_token: str | None, codec: TokenCodec, revocation: RevocationCheck
-) -> None:
-    """Sign the owner of this session out everywhere (revocation mode's sign-out)."""
-    claims = decode_session_token(codec, raw_token) if raw_token else None
+async def sign_in_claims(
+    services: SessionServices,
+    user: UserRecord,
+    account: Account,
+    *,
+    profile: Mapping[str, Any] | None = None,
+    is_new_user: bool = False,
+) -> Claims | None:
+    """The claims of a new session for `user`, through the jwt callback (None: it failed)."""
+    params = JwtParams(
+        token=initial_token(user),
+        services=services,
+        user=user,
+        account=account,
+        profile=profile,
+        trigger="signUp" if is_new_user else "signIn",
+        is_new_user=is_new_user,
+    )
+    token = await run_jwt(services.callbacks.jwt, params)
+    if token is not None and services.freshness is not None:
+        services.freshness.stamp(token)
+    return token
+
+
+def session_owner(claims: Claims | None) -> str | None:
+    """The user id a session belongs to."""
     user_id = (claims.get("id") or claims.get("sub")) if claims else None
-    if isinstance(user_id, str):
-        await revocation.revoke(user_id)
+    return user_id if isinstance(user_id, str) else None

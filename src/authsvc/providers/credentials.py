@@ -10,8 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from authsvc.callbacks import Account, JwtCallback, JwtParams, initial_token
-from authsvc.tokens import Claims
+from authsvc.callbacks import Account
 from authsvc.users.emails import normalize_email
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord, UserRepository
@@ -53,16 +52,3 @@ async def authorize(
 
 def account_for(user: UserRecord) -> Account:
     return Account(provider=PROVIDER_ID, type="credentials", provider_account_id=user.id)
-
-
-async def sign_in_token(user: UserRecord, account: Account, jwt_callback: JwtCallback) -> Claims:
-    """The claims of a fresh session for `user`, through the jwt callback."""
-    return await jwt_callback(
-        JwtParams(
-            token=initial_token(user),
-            user=user,
-            account=account,
-            trigger="signIn",
-            is_new_user=False,
-        )
-    )

@@ -16,23 +16,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from authsvc import pages
-from authsvc.callbacks import SignInParams
+from authsvc.callbacks import SignInParams, run_sign_in
 from authsvc.cookies import has_session_cookie, session_cookie_headers
 from authsvc.db import DATABASE_ERRORS
-from authsvc.deps import (
-    CodecDep,
-    HasherDep,
-    JwtCallbackDep,
-    ProvidersDep,
-    RevocationDep,
-    SessionCallbackDep,
-    SettingsDep,
-    SignInCallbackDep,
-    ThrottleDep,
-    UsersDep,
-)
+from authsvc.deps import ServicesDep
+from authsvc.events import SessionEvent, SignInEvent, SignOutEvent
 from authsvc.forward_auth import client_address
-from authsvc.metrics import MetricsDep
 from authsvc.providers import credentials
 from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
@@ -46,9 +35,11 @@ from authsvc.routes.responses import (
     no_session,
     redirect,
     respond,
+    sign_in_failed,
+    sign_in_refused,
     unsupported,
 )
-from authsvc.session import resolve_session, revoke_session_owner
+from authsvc.session import decode_session_token, resolve_session, session_owner, sign_in_claims
 
 log = logging.getLogger("authsvc.routes.auth")
 
@@ -80,9 +71,10 @@ router = APIRouter(tags=["next-auth"])
 
 
 @router.get("/providers", summary="Enabled sign-in providers")
-async def providers(settings: SettingsDep, oauth_providers: ProvidersDep) -> Response:
+async def providers(services: ServicesDep) -> Response:
+    settings = services.settings
     base = settings.public_url.base
-    listed = [(p.id, p.name, "oauth") for p in oauth_providers.values()]
+    listed = [(p.id, p.name, "oauth") for p in services.providers.values()]
     if settings.credentials_enabled:
         listed.append((credentials.PROVIDER_ID, credentials.PROVIDER_NAME, "credentials"))
     body = {
@@ -104,78 +96,48 @@ async def csrf(ctx: Ctx) -> Response:
 
 
 async def _session_response(
-    ctx: AuthContext,
-    codec: CodecDep,
-    jwt_callback: JwtCallbackDep,
-    session_callback: SessionCallbackDep,
-    revocation: RevocationDep,
-    *,
-    headers: dict[str, str] | None,
-    update: bool,
+    ctx: AuthContext, *, headers: dict[str, str] | None, update: bool
 ) -> Response:
+    services = ctx.services
     settings = ctx.settings
     now = time.time()
     outcome = await resolve_session(
         ctx.policy.read_session(ctx.cookies),
-        codec=codec,
-        jwt_callback=jwt_callback,
-        session_callback=session_callback,
-        max_age=settings.session_max_age,
+        services,
         trigger="update" if update else None,
         data=ctx.body.get("data") if update else None,
         now=now,
-        revocation=revocation,
     )
-    if outcome.kind == "none" or outcome.token is None:
-        # An undecodable cookie is cleared, every chunk of it.
+    if outcome.token is None or outcome.session is None:
+        # An undecodable cookie is cleared, every chunk of it; a cookie whose callback
+        # failed is kept (a broken callback must not sign everyone out).
         stale = outcome.kind == "invalid"
         cookies = session_cookie_headers(ctx.policy, ctx.cookies, None) if stale else []
         return json_response(ctx, no_session(ctx), headers=headers, cookies=cookies)
-    token = codec.encode(outcome.token, settings.session_max_age, now=now)
+    token = services.codec.encode(outcome.token, settings.session_max_age, now=now)
     cookies = session_cookie_headers(
         ctx.policy, ctx.cookies, token, expires=now + settings.session_max_age
     )
+    await services.events.emit(SessionEvent(session=outcome.session, token=outcome.token))
     return json_response(ctx, outcome.session, headers=headers, cookies=cookies)
 
 
 @router.get("/session", summary="The current session, or {} when signed out")
-async def get_session(
-    ctx: Ctx,
-    codec: CodecDep,
-    jwt: JwtCallbackDep,
-    session: SessionCallbackDep,
-    revocation: RevocationDep,
-) -> Response:
-    return await _session_response(
-        ctx, codec, jwt, session, revocation, headers=NO_STORE, update=False
-    )
+async def get_session(ctx: Ctx) -> Response:
+    return await _session_response(ctx, headers=NO_STORE, update=False)
 
 
 @router.post("/session", summary="Update the session (jwt callback trigger 'update')")
-async def update_session(
-    ctx: Ctx,
-    codec: CodecDep,
-    jwt: JwtCallbackDep,
-    session: SessionCallbackDep,
-    revocation: RevocationDep,
-) -> Response:
+async def update_session(ctx: Ctx) -> Response:
     if not ctx.csrf_ok:
         return json_response(None, no_session(ctx), status=400)
-    return await _session_response(ctx, codec, jwt, session, revocation, headers=None, update=True)
+    return await _session_response(ctx, headers=None, update=True)
 
 
 @router.post("/callback/credentials", summary="Sign in with email and password")
-async def credentials_callback(
-    ctx: Ctx,
-    codec: CodecDep,
-    users: UsersDep,
-    hasher: HasherDep,
-    jwt_callback: JwtCallbackDep,
-    sign_in_callback: SignInCallbackDep,
-    metrics: MetricsDep,
-    throttle: ThrottleDep,
-    request: Request,
-) -> Response:
+async def credentials_callback(ctx: Ctx, request: Request) -> Response:
+    services = ctx.services
+    metrics = services.metrics
     if not ctx.settings.credentials_enabled:
         return unsupported("POST")
     if not ctx.csrf_ok:
@@ -186,13 +148,16 @@ async def credentials_callback(
     address = client_address(
         peer, request.headers.get("x-forwarded-for"), ctx.settings.trusted_proxy_networks
     )
-    throttled = await throttle.acquire(ctx.body.get("email"), address)
+    throttled = await services.throttle.acquire(ctx.body.get("email"), address)
     if throttled is not None:
         metrics.signin_outcome(credentials.PROVIDER_ID, "throttled")
         return _try_again_later(ctx, 429, THROTTLED_ERROR, throttled.retry_after)
     try:
         user = await credentials.authorize(
-            ctx.body, users=users, hasher=hasher, rehash_bcrypt=ctx.settings.rehash_bcrypt
+            ctx.body,
+            users=services.users,
+            hasher=services.hasher,
+            rehash_bcrypt=ctx.settings.rehash_bcrypt,
         )
     except DATABASE_ERRORS as exc:
         log.error("password sign-in: database unavailable (%s)", type(exc).__name__)
@@ -204,12 +169,21 @@ async def credentials_callback(
             ctx, "CredentialsSignin", status=401, provider=credentials.PROVIDER_ID
         )
     account = credentials.account_for(user)
-    if not await sign_in_callback(SignInParams(account=account, user=user, credentials=ctx.body)):
+    allowed = await run_sign_in(
+        services.callbacks.sign_in,
+        SignInParams(account=account, services=services, user=user, credentials=ctx.body),
+    )
+    if allowed is not True:
         metrics.signin_outcome(credentials.PROVIDER_ID, "denied")
-        return error_redirect(ctx, "AccessDenied", status=403)
-    claims = await credentials.sign_in_token(user, account, jwt_callback)
+        return sign_in_refused(ctx, allowed)
+    claims = await sign_in_claims(services, user, account)
+    if claims is None:
+        metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
+        return sign_in_failed(ctx)
+    cookies = new_session_cookies(ctx, services.codec, claims)
+    await services.events.emit(SignInEvent(user=user, account=account))
     metrics.signin_outcome(credentials.PROVIDER_ID, "success")
-    return redirect(ctx, ctx.callback_url, cookies=new_session_cookies(ctx, codec, claims))
+    return redirect(ctx, ctx.callback_url, cookies=cookies)
 
 
 def _try_again_later(ctx: AuthContext, status: int, code: str, retry_after: int) -> Response:
@@ -237,20 +211,25 @@ async def credentials_callback_get() -> Response:
 
 
 @router.post("/signout", summary="Sign out: clear every session cookie")
-async def signout(ctx: Ctx, codec: CodecDep, revocation: RevocationDep) -> Response:
+async def signout(ctx: Ctx) -> Response:
     if not ctx.csrf_ok:
         return csrf_failure(ctx, "signout")
+    services = ctx.services
     cookies: list[str] = []
     if has_session_cookie(ctx.cookies, ctx.policy.session_token):
         cookies = session_cookie_headers(ctx.policy, ctx.cookies, None)
-        if revocation is not None:
+        raw = ctx.policy.read_session(ctx.cookies)
+        claims = decode_session_token(services.codec, raw) if raw else None
+        owner = session_owner(claims)
+        if services.revocation is not None and owner is not None:
             # Revocation mode: a copied cookie must stop working too, on every device.
-            await revoke_session_owner(ctx.policy.read_session(ctx.cookies), codec, revocation)
+            await services.revocation.revoke(owner, services.users)
+        await services.events.emit(SignOutEvent(token=claims))
     return redirect(ctx, ctx.callback_url, cookies=cookies)
 
 
 @router.get("/signin", summary="The built-in sign-in page", response_class=HTMLResponse)
-async def signin_page(ctx: Ctx, request: Request, oauth_providers: ProvidersDep) -> Response:
+async def signin_page(ctx: Ctx, request: Request) -> Response:
     error = request.query_params.get("error")
     if ctx.settings.pages_signin:
         query = {"callbackUrl": ctx.callback_url, **({"error": error} if error else {})}
@@ -261,7 +240,7 @@ async def signin_page(ctx: Ctx, request: Request, oauth_providers: ProvidersDep)
         callback_url=ctx.callback_url,
         error=error,
         credentials=ctx.settings.credentials_enabled,
-        oauth=[(p.id, p.name) for p in oauth_providers.values()],
+        oauth=[(p.id, p.name) for p in ctx.services.providers.values()],
     )
     return html_response(ctx, html)
 

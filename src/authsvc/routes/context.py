@@ -15,10 +15,11 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
+from authsvc.callbacks import run_redirect
 from authsvc.cookies import CookiePolicy, parse_cookie_header
 from authsvc.csrf import CsrfState, csrf_state, csrf_verified
-from authsvc.deps import RedirectDep, SettingsDep
-from authsvc.redirects import RedirectCallback
+from authsvc.deps import ServicesDep
+from authsvc.services import Services
 from authsvc.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -40,6 +41,8 @@ class BadRequestError(Exception):
 
 @dataclass(slots=True)
 class AuthContext:
+    # The app's services, with the dependency overrides in force.
+    services: Services
     settings: Settings
     policy: CookiePolicy
     cookies: dict[str, str]
@@ -157,9 +160,9 @@ def _origin_allowed(request: Request, settings: Settings) -> bool:
     return origin is None or origin == settings.public_url.origin or origin in settings.cors_origins
 
 
-async def build_context(
-    request: Request, settings: Settings, redirect: RedirectCallback
-) -> AuthContext:
+async def build_context(request: Request, services: Services) -> AuthContext:
+    settings = services.settings
+    redirect = services.callbacks.redirect
     policy = settings.cookie_policy
     cookies = parse_cookie_header(request.headers.get("cookie"))
     csrf = csrf_state(cookies.get(policy.csrf_token), settings.csrf_secrets)
@@ -174,15 +177,16 @@ async def build_context(
         requested = request.query_params.get("callbackUrl")
     stored = cookies.get(policy.callback_url)
     if requested:
-        callback_url = redirect(requested, origin)
+        callback_url = run_redirect(redirect, requested, origin)
     elif stored:
-        callback_url = redirect(stored, origin)
+        callback_url = run_redirect(redirect, stored, origin)
     else:
         callback_url = origin
     if callback_url != stored:
         pending.append(policy.serialize(policy.callback_url, callback_url))
 
     return AuthContext(
+        services=services,
         settings=settings,
         policy=policy,
         cookies=cookies,
@@ -195,10 +199,8 @@ async def build_context(
     )
 
 
-async def auth_context(
-    request: Request, settings: SettingsDep, redirect: RedirectDep
-) -> AuthContext:
-    return await build_context(request, settings, redirect)
+async def auth_context(request: Request, services: ServicesDep) -> AuthContext:
+    return await build_context(request, services)
 
 
 Ctx = Annotated[AuthContext, Depends(auth_context)]

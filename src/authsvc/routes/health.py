@@ -16,12 +16,12 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Executable, literal, select
 
 from authsvc.db import Database
-from authsvc.metrics import MetricsDep
+from authsvc.deps import ServicesDep
 from authsvc.openapi import ReadyBody
 from authsvc.settings import ConfigError, Settings
 from authsvc.users.tables import UserTables
@@ -69,14 +69,12 @@ def _settings_ready(settings: Settings) -> bool:
         503: {"model": ReadyBody, "description": "Not ready: see `checks`."},
     },
 )
-async def readyz(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+async def readyz(services: ServicesDep) -> Response:
+    settings = services.settings
     checks = {
         "settings": "ok" if _settings_ready(settings) else "invalid",
         "database": "ok"
-        if await _database_ready(
-            request.app.state.database, request.app.state.user_tables, settings.database_timeout
-        )
+        if await _database_ready(services.database, services.user_tables, settings.database_timeout)
         else "unavailable",
     }
     if all(value == "ok" for value in checks.values()):
@@ -89,6 +87,6 @@ async def readyz(request: Request) -> Response:
     summary="Prometheus metrics",
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
 )
-async def metrics(metrics: MetricsDep) -> Response:
-    body, content_type = metrics.exposition()
+async def metrics(services: ServicesDep) -> Response:
+    body, content_type = services.metrics.exposition()
     return Response(body, media_type=content_type, headers=NO_STORE)

@@ -8,17 +8,14 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from authsvc.callbacks import JwtParams, initial_token
-from authsvc.deps import (
-    CheckStoreDep,
-    CodecDep,
-    JwtCallbackDep,
-    ProvidersDep,
-    SignInCallbackDep,
-    UsersDep,
+from authsvc.oauth import (
+    FlowContext,
+    OAuthFailure,
+    announce_changes,
+    begin_sign_in,
+    complete_sign_in,
+    sign_in_event,
 )
-from authsvc.metrics import MetricsDep
-from authsvc.oauth import FlowContext, OAuthFailure, begin_sign_in, complete_sign_in
 from authsvc.oauth_checks import clear_checks
 from authsvc.outbound import ProviderError
 from authsvc.providers import credentials
@@ -28,17 +25,20 @@ from authsvc.routes.responses import (
     error_redirect,
     new_session_cookies,
     redirect,
+    sign_in_failed,
+    sign_in_refused,
     unsupported,
 )
+from authsvc.session import sign_in_claims
 
 log = logging.getLogger("authsvc.oauth")
 router = APIRouter(tags=["next-auth"])
 
 
-def _flow(request: Request, ctx: AuthContext, provider_id: str) -> FlowContext:
+def _flow(ctx: AuthContext, provider_id: str) -> FlowContext:
     settings = ctx.settings
     return FlowContext(
-        http=request.app.state.http,
+        http=ctx.services.http,
         policy=ctx.policy,
         secrets=settings.all_secrets,
         redirect_uri=f"{ctx.base}/callback/{provider_id}",
@@ -56,20 +56,18 @@ def _flow(request: Request, ctx: AuthContext, provider_id: str) -> FlowContext:
     "provider's authorization page; query parameters such as `prompt` or `login_hint` "
     "are forwarded to it.",
 )
-async def signin_post(
-    request: Request, ctx: Ctx, provider: str, providers: ProvidersDep
-) -> Response:
+async def signin_post(request: Request, ctx: Ctx, provider: str) -> Response:
     if not ctx.csrf_ok:
         return csrf_failure(ctx, "signin")
     if provider == credentials.PROVIDER_ID and ctx.settings.credentials_enabled:
         # Credentials sign in through /callback/credentials; next-auth sends them to the page.
         return redirect(ctx, f"{ctx.base}/signin")
-    oauth_provider = providers.get(provider)
+    oauth_provider = ctx.services.providers.get(provider)
     if oauth_provider is None:
         return redirect(ctx, f"{ctx.base}/signin?csrf=true")
     try:
         url, cookies = await begin_sign_in(
-            oauth_provider, request.query_params, _flow(request, ctx, provider)
+            oauth_provider, request.query_params, _flow(ctx, provider)
         )
     except ProviderError as exc:
         log.warning("OAuthSignin %s: %s", provider, exc)
@@ -86,50 +84,37 @@ async def signin_post(
     "redirects to the callback URL with the session cookie. Failures redirect to "
     "`/error?error=<next-auth code>`.",
 )
-async def oauth_callback(
-    request: Request,
-    ctx: Ctx,
-    provider: str,
-    providers: ProvidersDep,
-    codec: CodecDep,
-    users: UsersDep,
-    checks: CheckStoreDep,
-    jwt_callback: JwtCallbackDep,
-    sign_in_callback: SignInCallbackDep,
-    metrics: MetricsDep,
-) -> Response:
-    oauth_provider = providers.get(provider)
+async def oauth_callback(request: Request, ctx: Ctx, provider: str) -> Response:
+    services = ctx.services
+    metrics = services.metrics
+    oauth_provider = services.providers.get(provider)
     if oauth_provider is None:
         return unsupported(request.method)
     params = dict(request.query_params) if request.method == "GET" else ctx.body
     cleared = clear_checks(ctx.policy, ctx.cookies)
     outcome = await complete_sign_in(
-        oauth_provider,
-        params,
-        ctx.cookies,
-        _flow(request, ctx, provider),
-        users=users,
-        checks=checks,
-        sign_in_callback=sign_in_callback,
-        link_by_email=ctx.settings.link_accounts_by_email,
+        oauth_provider, params, ctx.cookies, _flow(ctx, provider), services
     )
     if isinstance(outcome, OAuthFailure):
         log.warning("%s %s: %s", outcome.code or "OAuthProfile", provider, outcome.reason)
         metrics.signin_outcome(provider, "denied" if outcome.code == "AccessDenied" else "failure")
         if outcome.code is None:
             return redirect(ctx, f"{ctx.base}/signin", cookies=cleared)
-        status = 403 if outcome.code == "AccessDenied" else 200
-        return error_redirect(ctx, outcome.code, status=status, cookies=cleared)
-    claims = await jwt_callback(
-        JwtParams(
-            token=initial_token(outcome.user),
-            user=outcome.user,
-            account=outcome.account,
-            profile=outcome.profile.raw,
-            trigger="signUp" if outcome.is_new_user else "signIn",
-            is_new_user=outcome.is_new_user,
-        )
+        if outcome.code == "AccessDenied":
+            return sign_in_refused(ctx, outcome.refusal, cookies=cleared)
+        return error_redirect(ctx, outcome.code, cookies=cleared)
+    await announce_changes(services.events, outcome)
+    claims = await sign_in_claims(
+        services,
+        outcome.user,
+        outcome.account,
+        profile=outcome.profile.raw,
+        is_new_user=outcome.is_new_user,
     )
-    cookies = [*cleared, *new_session_cookies(ctx, codec, claims)]
+    if claims is None:
+        metrics.signin_outcome(provider, "failure")
+        return sign_in_failed(ctx, cookies=cleared)
+    cookies = [*cleared, *new_session_cookies(ctx, services.codec, claims)]
+    await services.events.emit(sign_in_event(outcome))
     metrics.signin_outcome(provider, "success")
     return redirect(ctx, ctx.callback_url, cookies=cookies)

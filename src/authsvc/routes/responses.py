@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from fastapi.responses import HTMLResponse, Response
 
 from authsvc import pages
+from authsvc.callbacks import run_redirect
 from authsvc.cookies import session_cookie_headers
 from authsvc.routes.context import AuthContext
 from authsvc.tokens import Claims, TokenCodec
@@ -103,6 +104,23 @@ def error_redirect(
     if ctx.json_mode:
         return json_response(None, {"url": url}, cookies=cookies)
     return respond(None, Response(status_code=302, headers={"Location": url}), cookies)
+
+
+def sign_in_refused(
+    ctx: AuthContext, answer: bool | str, *, cookies: list[str] | None = None
+) -> Response:
+    """The signIn callback said no: `AccessDenied` (403), or to the URL it answered with
+    (as next-auth does, but through the redirect callback, so never off-site by default)."""
+    if isinstance(answer, str):
+        target = run_redirect(ctx.services.callbacks.redirect, answer, ctx.origin)
+        return redirect(ctx, target, cookies=cookies)
+    return error_redirect(ctx, "AccessDenied", status=403, cookies=cookies)
+
+
+def sign_in_failed(ctx: AuthContext, *, cookies: list[str] | None = None) -> Response:
+    """The jwt callback failed at sign-in: no session, and next-auth's `Configuration`
+    error ("a problem with the server configuration; check the server logs")."""
+    return error_redirect(ctx, "Configuration", status=500, cookies=cookies)
 
 
 def csrf_failure(ctx: AuthContext, action: str) -> Response:

@@ -13,8 +13,10 @@ obeyed or ignored: a policy must be set on `/verify`, or enforced in Envoy from 
 
 This is the service's hot path, so it is a plain ASGI handler that `hotpath.py` calls
 before FastAPI's routing and middleware (see docs/performance.md for what that buys).
-Its OpenAPI description lives in `openapi.py`. Callbacks come from the app exactly as
-for the FastAPI routes, dependency overrides included.
+Its OpenAPI description lives in `openapi.py`. It reads the same services container as
+the FastAPI routes, dependency overrides included (`deps.ServiceResolver`): without
+overrides, or with overrides that take no parameters, the container is ready before the
+request; an override that needs the request is resolved by FastAPI for /verify too.
 """
 
 from __future__ import annotations
@@ -23,22 +25,26 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from fastapi import Request, Response
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from fastapi.routing import APIRoute
+from starlette.types import Message, Receive, Scope, Send
 
 from authsvc import forward_auth
-from authsvc.callbacks import JwtCallback
 from authsvc.cookies import has_session_cookie, parse_cookie_header, session_cookie_headers
-from authsvc.deps import get_jwt_callback
+from authsvc.deps import ServicesDep
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
 from authsvc.metrics import Metrics, VerifyOutcome
-from authsvc.revocation import RevocationCheck
 from authsvc.routes.responses import dump
+from authsvc.services import Services
 from authsvc.session import request_token
 from authsvc.settings import Settings
-from authsvc.tokens import TokenCodec
+
+if TYPE_CHECKING:
+    from authsvc.hotpath import AuthService
 
 log = logging.getLogger("authsvc.verify")
 
@@ -59,6 +65,8 @@ DENIED = {
     "forbidden": response(403, dump({"message": "forbidden by policy"})),
 }
 INTERNAL_ERROR = response(500, dump({"message": "internal error"}))
+# Where the FastAPI-resolved answer leaves its outcome for the metrics.
+OUTCOME = "authsvc.verify_outcome"
 
 
 @lru_cache(maxsize=4096)
@@ -69,33 +77,84 @@ def allowed(identity: forward_auth.Identity) -> tuple[int, Headers, bytes]:
 
 
 class VerifyEndpoint:
-    def __init__(self, app: FastAPI, path: str) -> None:
+    def __init__(self, app: AuthService, path: str) -> None:
         self.app = app
+        self.resolver = app.resolver
+        self.metrics: Metrics = app.services.metrics
         self.path = path
         self.envoy_prefix = path + "/"
         self.envoy_route = path + "/{path:path}"
-        self.settings: Settings = app.state.settings
-        self.codec: TokenCodec = app.state.codec
-        self.metrics: Metrics = app.state.metrics
-        self.revocation: RevocationCheck | None = app.state.revocation
+        # While some dependency override needs the request, FastAPI resolves the services
+        # for /verify as for any route: this route's ASGI app runs FastAPI's dependency
+        # resolution (overrides, sub-dependencies, `yield` clean-up) inside the exit stack
+        # FastAPI's own middleware provides, without its routing or other middleware.
+        # Without such overrides it is never used.
+        route = APIRoute(
+            path, self._resolved, dependency_overrides_provider=app, include_in_schema=False
+        )
+        self.resolving = AsyncExitStackMiddleware(route.app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        try:
-            outcome, (status, headers, body) = await self._answer(scope)
-        except Exception as exc:
-            # Fail closed: whatever went wrong, the proxy gets a 5xx and denies.
-            log.error("verify failed: %s", type(exc).__name__)
-            outcome, (status, headers, body) = "error", INTERNAL_ERROR
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        services = self.resolver.services
+        if services is None:
+            outcome, status = await self._through_fastapi(scope, receive, send)
+        else:
+            outcome, (status, headers, body) = await self._safe_answer(scope, services)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         route = self.path if scope["path"] == self.path else self.envoy_route
         self.metrics.observe_verify(
             scope["method"], route, status, outcome, time.perf_counter() - started
         )
 
-    async def _answer(self, scope: Scope) -> tuple[VerifyOutcome, tuple[int, Headers, bytes]]:
-        settings = self.settings
+    async def _safe_answer(
+        self, scope: Scope, services: Services
+    ) -> tuple[VerifyOutcome, tuple[int, Headers, bytes]]:
+        try:
+            return await self._answer(scope, services)
+        except Exception as exc:
+            # Fail closed: whatever went wrong, the proxy gets a 5xx and denies.
+            log.error("verify failed: %s", type(exc).__name__)
+            return "error", INTERNAL_ERROR
+
+    async def _resolved(self, request: Request, services: ServicesDep) -> Response:
+        outcome, (status, headers, body) = await self._safe_answer(request.scope, services)
+        request.scope[OUTCOME] = outcome
+        response = Response(body, status_code=status)
+        response.raw_headers = list(headers)
+        return response
+
+    async def _through_fastapi(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[VerifyOutcome, int]:
+        scope["app"] = self.app  # what `request.app` is for an override
+        status = 0
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.resolving(scope, receive, observed)
+        except Exception as exc:
+            # An override that raised: fail closed, as for any other internal failure.
+            log.error("verify failed: %s", type(exc).__name__)
+            if status:
+                return "error", status
+            status, headers, body = INTERNAL_ERROR
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return "error", status
+        outcome: VerifyOutcome = scope.get(OUTCOME, "error")
+        return outcome, status
+
+    async def _answer(
+        self, scope: Scope, services: Services
+    ) -> tuple[VerifyOutcome, tuple[int, Headers, bytes]]:
+        settings = services.settings
         path: str = scope["path"]
         envoy_path = None if path == self.path else path[len(self.envoy_prefix) :]
         try:
@@ -112,38 +171,19 @@ class VerifyEndpoint:
             skip_empty=cookie_policy.skip_empty_chunks,
         )
         now = time.time()
-        decision = await forward_auth.decide(
-            raw_token,
-            policy,
-            codec=self.codec,
-            jwt_callback=await self._jwt_callback(),
-            now=now,
-            revocation=self.revocation,
-        )
+        decision = await forward_auth.decide(raw_token, policy, services, now=now)
         _log_decision(scope, settings, decision, envoy_path)
         if isinstance(decision, Deny):
             return decision.outcome, DENIED[decision.outcome]
         answer = allowed(decision.identity)
         if settings.verify_refresh and has_session_cookie(cookies, cookie_policy.session_token):
-            token = self.codec.encode(decision.token, settings.session_max_age, now=now)
+            token = services.codec.encode(decision.token, settings.session_max_age, now=now)
             expires = now + settings.session_max_age
             refreshed = session_cookie_headers(cookie_policy, cookies, token, expires=expires)
             status, headers, body = answer
             cookie_headers = [(b"set-cookie", cookie.encode("latin-1")) for cookie in refreshed]
             answer = (status, (*headers, *cookie_headers), body)
         return "allow", answer
-
-    async def _jwt_callback(self) -> JwtCallback:
-        """The app's jwt callback, or the override an application installed for it."""
-        override = self.app.dependency_overrides.get(get_jwt_callback)
-        if override is None:
-            callback: JwtCallback = self.app.state.jwt_callback
-            return callback
-        provided = override()
-        if hasattr(provided, "__await__"):
-            provided = await provided
-        overridden: JwtCallback = provided
-        return overridden
 
 
 def _request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:

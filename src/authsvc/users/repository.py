@@ -55,12 +55,16 @@ class AccountLinkedError(Exception):
     """The provider identity already belongs to a user."""
 
 
-class UserRepository(Protocol):
-    """What authsvc needs from a user store. Emails passed in are already normalised."""
+class UserLookup(Protocol):
+    """The read side of the user store: what the session path and callbacks use."""
 
     async def get_by_email(self, email: str) -> UserRecord | None: ...
 
     async def get_by_id(self, user_id: str) -> UserRecord | None: ...
+
+
+class UserRepository(UserLookup, Protocol):
+    """What authsvc needs from a user store. Emails passed in are already normalised."""
 
     async def create(
         self,
