@@ -40,6 +40,20 @@ class Target:
         return {**asdict(self), "passed": self.passed}
 
 
+# Issue 12, the frontend's path: server CPU per request against next-auth's core handler
+# (7a-7e) and against next-auth inside Next.js (7f-7j; full runs only), the tail (8a, 8b),
+# and the serving stack against a bare app on plain uvicorn (9a, 9b).
+FRONTEND_ROUTES = ("session", "session signed out", "csrf", "providers", "update")
+CORE_TARGET_IDS = ("7a", "7b", "7c", "7d", "7e")
+NEXTJS_TARGET_IDS = ("7f", "7g", "7h", "7i", "7j")
+FRONTEND_TARGET_IDS = (*CORE_TARGET_IDS, *NEXTJS_TARGET_IDS, "8a", "8b", "9a", "9b")
+ROUTE_LABELS = {
+    "session": "GET /session",
+    "session signed out": "GET /session signed out",
+    "csrf": "GET /csrf",
+    "providers": "GET /providers",
+    "update": "POST /session",
+}
 # Every target the suite judges, in the issue's order: (id, name). The smoke test checks
 # that each of these appears in the printed table and in the JSON.
 TARGET_IDS = (
@@ -55,6 +69,7 @@ TARGET_IDS = (
     "5",
     "6a",
     "6b",
+    *FRONTEND_TARGET_IDS,
 )
 
 
@@ -203,7 +218,79 @@ def targets(results: dict[str, Any]) -> list[Target]:
             "s",
             "launches: " + ", ".join(f"{s:.2f}" for s in cold["seconds"]) + " s",
         ),
+        *(frontend_targets(results["frontend"]) if "frontend" in results else []),
     ]
+
+
+def frontend_targets(front: dict[str, Any]) -> list[Target]:
+    """Issue 12's targets, from the frontend suite's medians (bench/frontend.py)."""
+    median = {(m["server"], m["route"]): m for m in front["medians"]}
+
+    def cpu(server: str, route: str) -> float:
+        return float(median[(server, route)]["cpu_ms_per_request"])
+
+    judged = []
+    peers = [("next-auth core", CORE_TARGET_IDS, 1 / 3)]
+    if any(server == "next-auth in Next.js" for server, _ in median):
+        peers.append(("next-auth in Next.js", NEXTJS_TARGET_IDS, 1 / 8))
+    for peer, ids, bound in peers:
+        for target_id, route in zip(ids, FRONTEND_ROUTES, strict=True):
+            ours, theirs = cpu("authsvc", route), cpu(peer, route)
+            judged.append(
+                Target(
+                    target_id,
+                    f"{ROUTE_LABELS[route]} CPU / {peer}",
+                    _ratio(ours, theirs),
+                    "<=",
+                    bound,
+                    "x",
+                    f"{1e3 * ours:.0f} vs {1e3 * theirs:.0f} µs",
+                )
+            )
+    tails = [
+        (m["p99_ms"] / m["p50_ms"] if m["p50_ms"] else math.nan, m)
+        for m in front["medians"]
+        if m["server"] == "authsvc"
+    ]
+    worst, at = max(tails, key=lambda pair: pair[0])
+    judged.append(
+        Target(
+            "8a",
+            f"authsvc p99 / p50 at c={front['concurrency']}, worst route",
+            worst,
+            "<=",
+            5.0,
+            "x",
+            f"{at['route']}: {at['p99_ms']:.1f} / {at['p50_ms']:.1f} ms",
+        )
+    )
+    constant = next(c for c in front["constant_rate"] if c["server"] == "authsvc")
+    judged.append(
+        Target(
+            "8b",
+            f"/session p99 at {constant['share_of_capacity']:.0%} of capacity",
+            float(constant["p99_ms"]),
+            "<",
+            10.0,
+            "ms",
+            f"{constant['rate']:,.0f} req/s offered; p50 {constant['p50_ms']:.2f} ms",
+        )
+    )
+    bare = float(median[("bare uvicorn", "constant")]["requests_per_second"])
+    for target_id, route, bound in (("9a", "healthz", 0.9), ("9b", "verify", 0.6)):
+        ours = float(median[("authsvc", route)]["requests_per_second"])
+        judged.append(
+            Target(
+                target_id,
+                f"/{route} req/s / bare ASGI app on plain uvicorn",
+                _ratio(ours, bare),
+                ">=",
+                bound,
+                "x",
+                f"{ours:,.0f} / {bare:,.0f} req/s, one pinned core",
+            )
+        )
+    return judged
 
 
 def format_number(value: float) -> str:
@@ -294,7 +381,33 @@ def numbers_table(results: dict[str, Any]) -> str:
         f"cold start best {cold['best_seconds']:.2f} s (first start, migrating an empty "
         f"database: {cold['first_start_seconds']:.2f} s)"
     )
+    if "frontend" in results:
+        lines += ["", *frontend_lines(results["frontend"])]
     return "\n".join(lines)
+
+
+def frontend_lines(front: dict[str, Any]) -> list[str]:
+    pinning = front["pinning"]
+    lines = [
+        f"Frontend path (wrk -t1 -c{front['concurrency']}; servers on CPU "
+        f"{pinning['server_cpu']}, wrk on CPU {pinning['client_cpu']}; medians of rounds)",
+        f"  {'server':<22} {'route':<20} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>8} "
+        f"{'CPU µs/req':>10} {'other CPU':>9}",
+    ]
+    for m in front["medians"]:
+        lines.append(
+            f"  {m['server']:<22} {m['route']:<20} {m['requests_per_second']:>9,.0f} "
+            f"{m['p50_ms']:>7.2f} {m['p99_ms']:>8.2f} {1e3 * m['cpu_ms_per_request']:>10.1f} "
+            f"{m['background_cpu_share']:>8.0%}"
+        )
+    for c in front["constant_rate"]:
+        lines.append(
+            f"  {c['server']}: /session at {c['rate']:,.0f} req/s ({c['share_of_capacity']:.0%} "
+            f"of capacity, open loop): p50 {c['p50_ms']:.2f}  p90 {c['p90_ms']:.2f}  "
+            f"p99 {c['p99_ms']:.2f}  max {c['max_ms']:.2f} ms  other CPU "
+            f"{c['background_cores']:.0%}"
+        )
+    return lines
 
 
 def targets_table(judged: list[Target]) -> str:
@@ -321,7 +434,7 @@ def write_chart(path: Path, results: dict[str, Any], judged: list[Target]) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (inproc, http, goals) = plt.subplots(1, 3, figsize=(18, 6.5))
+    figure, ((inproc, http), (front, goals)) = plt.subplots(2, 2, figsize=(18, 13))
     figure.suptitle(
         f"authsvc benchmark, {results['machine']['date']} — {results['machine']['nproc']} "
         f"cores, {results['machine']['cpu']}, Python {results['machine']['python']}, "
@@ -358,6 +471,11 @@ def write_chart(path: Path, results: dict[str, Any], judged: list[Target]) -> No
     for y, value in enumerate(values):
         http.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
 
+    if "frontend" in results:
+        _frontend_panel(front, results["frontend"])
+    else:
+        front.set_axis_off()
+
     # Each target as "how far inside its bound": above 1 passes.
     labels, margins, colours, texts = [], [], [], []
     for t in judged:
@@ -388,3 +506,38 @@ def write_chart(path: Path, results: dict[str, Any], judged: list[Target]) -> No
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+SERVER_COLOURS = {
+    "authsvc": "tab:blue",
+    "next-auth core": "tab:orange",
+    "next-auth in Next.js": "tab:gray",
+    "bare uvicorn": "tab:green",
+}
+
+
+def _frontend_panel(axes: Any, front: dict[str, Any]) -> None:
+    """Server CPU per request, route by route, one bar per server."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    servers = [name for name in front["servers"] if name in SERVER_COLOURS]
+    routes: list[str] = []
+    for m in front["medians"]:
+        if m["route"] not in routes:
+            routes.append(m["route"])
+    cost = {(m["server"], m["route"]): 1e3 * m["cpu_ms_per_request"] for m in front["medians"]}
+    height = 0.8 / len(servers)
+    for i, server in enumerate(servers):
+        ys = [y + i * height for y, route in enumerate(routes) if (server, route) in cost]
+        values = [cost[(server, route)] for route in routes if (server, route) in cost]
+        axes.barh(ys, values, height=height, color=SERVER_COLOURS[server], label=server)
+        for y, value in zip(ys, values, strict=True):
+            axes.text(value, y, f" {value:,.0f}", va="center", fontsize=7)
+    axes.set_yticks([y + 0.4 - height / 2 for y in range(len(routes))], routes)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(ScalarFormatter())
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("server CPU µs per request (log; pinned to one core)")
+    axes.set_title(f"Frontend path and serving stack, c={front['concurrency']}")
+    axes.legend(loc="lower right", fontsize=8)

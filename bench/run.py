@@ -1,7 +1,7 @@
 """The benchmark suite of issue 5: one command, every target, bounded in time.
 
-    .venv/bin/python -m bench              # the full run: about 4 minutes
-    .venv/bin/python -m bench --smoke      # under a minute: checks that it all works
+    .venv/bin/python -m bench              # the full run: about 9 minutes
+    .venv/bin/python -m bench --smoke      # about a minute: checks that it all works
 
 1. In-process token validation: authsvc (first-seen, cached) against python-jose, a raw
    AES-GCM decode, fastapi-nextauth-jwt and next-auth's own `decode` in Node.
@@ -15,6 +15,10 @@
    storm of credentials sign-ins (bench/storm.py).
 6. `authsvc serve --workers 2` against 1 worker at c=64, also per server CPU-second.
 7. Worker RSS after warm-up, and cold start to the first answered request.
+8. The frontend's path (bench/frontend.py): `/session` (signed in and out), `/csrf`,
+   `/providers` and `POST /session` on authsvc, next-auth's core handler in plain Node and
+   next-auth inside Next.js (full runs), pinned, with server CPU per request; `/healthz`
+   and `/verify` against a bare ASGI app on plain uvicorn; `/session` at a constant rate.
 
 Prints a table of absolute numbers and every target with its ratio and PASS/FAIL, and
 writes the raw results as JSON (with the commit, versions and the machine's load) and a
@@ -42,7 +46,7 @@ from typing import Any
 import httpx
 
 from authsvc.tokens import TokenCodec
-from bench import inprocess, publish, report, servers, sqlcount, wrk
+from bench import frontend, inprocess, publish, report, servers, sqlcount, wrk
 from bench.common import (
     PYTHON,
     RESULTS,
@@ -81,6 +85,8 @@ class Config:
     sql_requests: int
     cold_starts: int
     quiet_wait: float
+    constant_seconds: float  # the frontend path's constant-rate run
+    nextjs: bool  # measure next-auth inside Next.js (needs bench/nextjs installed and built)
 
 
 FULL = Config(
@@ -101,6 +107,8 @@ FULL = Config(
     sql_requests=100,
     cold_starts=3,
     quiet_wait=90,
+    constant_seconds=10,
+    nextjs=True,
 )
 SMOKE = replace(
     FULL,
@@ -118,6 +126,8 @@ SMOKE = replace(
     sql_requests=5,
     cold_starts=1,
     quiet_wait=0,
+    constant_seconds=2,
+    nextjs=False,
 )
 
 
@@ -427,6 +437,16 @@ def run(config: Config, results_dir: Path) -> tuple[dict[str, Any], list[report.
         log("SQL statements per request")
         sql = sqlcount.measure(directory, secret, config.sql_requests)
         http = http_suite(directory, secret, cookie, config)
+        front = frontend.suite(
+            directory,
+            secret,
+            seconds=config.seconds,
+            rounds=config.rounds,
+            warmup=0 if config.smoke else config.warmup,
+            constant_seconds=config.constant_seconds,
+            with_nextjs=config.nextjs,
+            log=log,
+        )
     results: dict[str, Any] = {
         "machine": machine(),
         "config": {
@@ -439,6 +459,7 @@ def run(config: Config, results_dir: Path) -> tuple[dict[str, Any], list[report.
         "cache_memory": json.loads(cache.stdout),
         "sql": sql,
         **http,
+        "frontend": front,
     }
     results["config"]["total_seconds"] = time.perf_counter() - started
     return results, report.targets(results)
@@ -458,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     parser.add_argument(
+        "--nextjs",
+        action=argparse.BooleanOptionalAction,
+        help="measure next-auth inside Next.js (default: full runs only; installs and builds "
+        "bench/nextjs the first time)",
+    )
+    parser.add_argument(
         "--publish",
         action=argparse.BooleanOptionalAction,
         help="render the document's results section from this run (default: full runs only)",
@@ -471,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, seconds=args.seconds)
     if args.quiet_wait is not None:
         config = replace(config, quiet_wait=args.quiet_wait)
+    if args.nextjs is not None:
+        config = replace(config, nextjs=args.nextjs)
     wrk.require_wrk()
 
     results, judged = run(config, args.results_dir)

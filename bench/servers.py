@@ -1,16 +1,29 @@
-"""The servers under test, as real processes on loopback: `authsvc serve` and the peer app."""
+"""The servers under test, as real processes on loopback: `authsvc serve`, the FastAPI peer
+app, the bare uvicorn app, and next-auth's core handler and Next.js app (Node)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import AUTHSVC, PYTHON, ROOT, children, clean_environment, free_port
+from bench.common import (
+    AUTHSVC,
+    BENCH,
+    PYTHON,
+    ROOT,
+    children,
+    clean_environment,
+    free_port,
+)
+
+NEXTJS = BENCH / "nextjs"
 
 
 @dataclass
@@ -72,8 +85,13 @@ def _launch(
     directory: Path,
     ready_path: str,
     deadline: float = 30.0,
+    cpus: str | None = None,
 ) -> Server:
+    """Start `command` and wait for a 200 on `ready_path`; `cpus`: pinned there (taskset,
+    which the process and everything it starts inherit)."""
     log = directory / f"{name}.log"
+    if cpus is not None:
+        command = ["taskset", "--cpu-list", cpus, *command]
     started = time.perf_counter()
     with log.open("wb") as sink:
         process = subprocess.Popen(  # noqa: S603 - fixed argv: this venv's programs
@@ -115,10 +133,11 @@ def start_authsvc(
     workers: int = 1,
     name: str = "",
     settings: Mapping[str, str] | None = None,
+    cpus: str | None = None,
 ) -> Server:
     """`authsvc serve` on a free port, on an SQLite file in `directory` (it migrates itself).
 
-    `settings` are extra environment variables (AUTHSVC_REVOCATION=...)."""
+    `settings` are extra environment variables (AUTHSVC_REVOCATION=...); `cpus`: pinned."""
     port = free_port()
     command = [AUTHSVC, "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
@@ -129,7 +148,16 @@ def start_authsvc(
         port=port,
         directory=directory,
         ready_path="/healthz",
+        cpus=cpus,
     )
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager
@@ -140,12 +168,13 @@ def authsvc(
     workers: int = 1,
     name: str = "",
     settings: Mapping[str, str] | None = None,
+    cpus: str | None = None,
 ) -> Iterator[Server]:
-    server = start_authsvc(directory, secret, workers=workers, name=name, settings=settings)
-    try:
+    server = start_authsvc(
+        directory, secret, workers=workers, name=name, settings=settings, cpus=cpus
+    )
+    with running(server):
         yield server
-    finally:
-        server.stop()
 
 
 def create_user(directory: Path, secret: str, email: str, password: str) -> str:
@@ -172,7 +201,133 @@ def peer(directory: Path, secret: str) -> Iterator[Server]:
     command += ["--no-access-log", "--no-proxy-headers", "--log-level", "warning"]
     env = clean_environment(BENCH_PEER_SECRET=secret, PYTHONPATH=str(ROOT))
     server = _launch("peer", command, env, port=port, directory=directory, ready_path="/constant")
-    try:
+    with running(server):
         yield server
-    finally:
-        server.stop()
+
+
+@contextlib.contextmanager
+def bare(directory: Path, *, cpus: str | None = None) -> Iterator[Server]:
+    """bench/bare_app.py (a constant answer) on a plain uvicorn with the options `authsvc
+    serve` passes it: the serving stack's floor."""
+    port = free_port()
+    command = [PYTHON, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--loop", "uvloop", "--http", "httptools"]
+    command += ["--lifespan", "off", "--no-access-log", "--no-proxy-headers"]
+    command += ["--log-level", "warning"]
+    env = clean_environment(PYTHONPATH=str(ROOT))
+    with running(
+        _launch(
+            "bare-uvicorn", command, env, port=port, directory=directory, ready_path="/", cpus=cpus
+        )
+    ) as server:
+        yield server
+
+
+def _node_environment(secret: str, public_url: str) -> dict[str, str]:
+    return clean_environment(
+        NEXTAUTH_SECRET=secret,
+        NEXTAUTH_URL=public_url,
+        NODE_ENV="production",
+        NEXT_TELEMETRY_DISABLED="1",
+    )
+
+
+@contextlib.contextmanager
+def nextauth_core(
+    directory: Path, secret: str, public_url: str, *, cpus: str | None = None
+) -> Iterator[Server]:
+    """next-auth's core handler behind a plain Node `http` server (bench/nextauth_core.js)."""
+    port = free_port()
+    command = ["node", str(BENCH / "nextauth_core.js"), "serve", str(port)]
+    server = _launch(
+        "nextauth-core",
+        command,
+        _node_environment(secret, public_url),
+        port=port,
+        directory=directory,
+        ready_path="/api/auth/providers",
+        cpus=cpus,
+    )
+    with running(server):
+        yield server
+
+
+def mint_nextauth_token(secret: str, claims: Mapping[str, object], max_age: int) -> str:
+    """A session token encoded by next-auth's own `encode` (next-auth/jwt, Node)."""
+    result = subprocess.run(  # noqa: S603 - fixed argv: node and our script
+        ["node", str(BENCH / "nextauth_core.js"), "mint"],  # noqa: S607 - node from PATH
+        input=json.dumps({"claims": dict(claims), "maxAge": max_age}),
+        env=_node_environment(secret, "http://localhost"),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
+
+
+# The Next.js peer's inputs: a change to any of them means a new build.
+NEXTJS_INPUTS = (
+    "package.json",
+    "package-lock.json",
+    "options.js",
+    "pages/api/auth/[...nextauth].js",
+)
+_NEXTJS_STAMP = NEXTJS / ".next" / "authsvc-bench-inputs"
+
+
+def _nextjs_inputs_digest() -> str:
+    digest = hashlib.sha256()
+    for name in NEXTJS_INPUTS:
+        digest.update(name.encode() + b"\0" + (NEXTJS / name).read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_nextjs(log: Callable[[str], None]) -> None:
+    """Install (npm ci) and build (next build) bench/nextjs, unless already done for these
+    inputs: the first full run takes a minute or two more, later runs reuse the build."""
+    env = _node_environment("unused", "http://localhost")
+    if not (NEXTJS / "node_modules" / ".package-lock.json").exists():
+        log("installing the Next.js peer (npm ci in bench/nextjs; once)")
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],  # noqa: S607 - npm
+            cwd=NEXTJS,
+            env=env,
+            check=True,
+            timeout=900,
+        )
+    digest = _nextjs_inputs_digest()
+    if _NEXTJS_STAMP.exists() and _NEXTJS_STAMP.read_text() == digest:
+        return
+    log("building the Next.js peer (next build in bench/nextjs; once per change)")
+    subprocess.run(  # noqa: S603 - fixed argv: the pinned next
+        [str(NEXTJS / "node_modules" / ".bin" / "next"), "build"],
+        cwd=NEXTJS,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    _NEXTJS_STAMP.write_text(digest)
+
+
+@contextlib.contextmanager
+def nextjs(
+    directory: Path, secret: str, public_url: str, *, cpus: str | None = None
+) -> Iterator[Server]:
+    """`next start` on bench/nextjs (built by `prepare_nextjs`), one process."""
+    port = free_port()
+    command = [str(NEXTJS / "node_modules" / ".bin" / "next"), "start", str(NEXTJS)]
+    command += ["--hostname", "127.0.0.1", "--port", str(port)]
+    server = _launch(
+        "nextjs",
+        command,
+        _node_environment(secret, public_url),
+        port=port,
+        directory=directory,
+        ready_path="/api/auth/providers",
+        deadline=60.0,
+        cpus=cpus,
+    )
+    with running(server):
+        yield server

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.common import cpu_seconds, machine_busy_seconds
 
@@ -68,10 +69,17 @@ def run(
     seconds: float,
     headers: dict[str, str],
     server_pids: list[int],
+    threads: int | None = None,
+    cpus: str | None = None,
+    script: Path | None = None,
 ) -> WrkRun:
-    """wrk against `url`; the server's CPU time is read from /proc around the run."""
-    threads = min(concurrency, 2)
+    """wrk against `url`; the server's CPU time is read from /proc around the run.
+
+    `threads`: wrk's (default: 2, 1 at c=1); `cpus`: pin wrk there (taskset); `script`: a
+    wrk Lua script (the method and body of a POST)."""
+    threads = threads or min(concurrency, 2)
     command = [
+        *(["taskset", "--cpu-list", cpus] if cpus is not None else []),
         require_wrk(),
         f"--connections={concurrency}",
         f"--threads={threads}",
@@ -81,6 +89,8 @@ def run(
     ]
     for header, value in headers.items():
         command += ["--header", f"{header}: {value}"]
+    if script is not None:
+        command += ["--script", str(script)]
     server_before = cpu_seconds(server_pids)
     machine_before = machine_busy_seconds()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)

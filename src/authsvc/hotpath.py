@@ -27,11 +27,11 @@ from authsvc.deps import ServiceResolver
 from authsvc.services import Services
 
 HEALTHZ = "/healthz"
-_HEALTHZ_BODY = b'{"status":"ok"}'
-_HEALTHZ_HEADERS = [
+HEALTHZ_BODY = b'{"status":"ok"}'
+HEALTHZ_HEADERS = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),
-    (b"content-length", str(len(_HEALTHZ_BODY)).encode()),
+    (b"content-length", str(len(HEALTHZ_BODY)).encode()),
 ]
 
 
@@ -69,6 +69,6 @@ class AuthService(FastAPI):
     async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Liveness: a constant answer that touches nothing else."""
         started = time.perf_counter()
-        await send({"type": "http.response.start", "status": 200, "headers": _HEALTHZ_HEADERS})
-        await send({"type": "http.response.body", "body": _HEALTHZ_BODY})
+        await send({"type": "http.response.start", "status": 200, "headers": HEALTHZ_HEADERS})
+        await send({"type": "http.response.body", "body": HEALTHZ_BODY})
         self.hot_metrics.observe(scope["method"], HEALTHZ, 200, time.perf_counter() - started)
