@@ -1,4 +1,5 @@
-"""The `authsvc` command: serve, migrate, create-user, set-role, gen-secret.
+"""The `authsvc` command: serve, migrate, doctor, create-user, set-role, revoke-sessions,
+import-users, gen-secret.
 
 Settings come from the environment (and `.env`), exactly as for the service. Any error
 ends with exit status 1 (2 for bad usage) and one line on stderr saying what to fix.
@@ -16,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -88,6 +90,28 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("--email", required=True)
 
     commands.add_parser(
+        "doctor",
+        help="check that the database fits the selected user schema",
+        description="Connect with the current settings and check every table, column, type, "
+        "enum value and index authsvc needs (AUTHSVC_USER_SCHEMA), each with its fix. Exits "
+        "1 on a problem; `serve` runs the same checks in Prisma mode.",
+    )
+
+    importer = commands.add_parser(
+        "import-users",
+        help="add the users of a JSON Lines or CSV export",
+        description="Add the users of a JSON Lines or CSV file: email, name, role, password "
+        "(a bcrypt or Argon2 hash), and optionally id, image, fundraiserId. All or nothing: "
+        "each bad line is reported with its number and nothing is written. Users already "
+        "present (same email) are left alone, so running it again changes nothing.",
+    )
+    importer.add_argument("--file", required=True, type=Path, help="the export to read")
+    importer.add_argument(
+        "--format", choices=["jsonl", "csv"], help="default: from the name (.jsonl, .csv)"
+    )
+    importer.add_argument("--dry-run", action="store_true", help="check and count only")
+
+    commands.add_parser(
         "gen-secret",
         help="print a new random NEXTAUTH_SECRET",
         description="Print 32 random bytes, base64-encoded, for NEXTAUTH_SECRET.",
@@ -141,6 +165,8 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     _prepare_database(settings)
+    if settings.prisma_mode:
+        _refuse_unfit_database(settings)
     with _metrics_group(settings, args.workers):
         uvicorn.run(
             "authsvc.app:create_app",
@@ -160,6 +186,25 @@ def _serve(args: argparse.Namespace) -> None:
             timeout_keep_alive=settings.keepalive_timeout,
             limit_concurrency=settings.max_connections,
         )
+
+
+def _refuse_unfit_database(settings: Settings) -> None:
+    from authsvc.doctor import diagnose, problems
+
+    found = problems(asyncio.run(diagnose(settings)))
+    if found:
+        raise CliError(
+            f"the database does not fit AUTHSVC_USER_SCHEMA=prisma: {found[0].subject}: "
+            f"{found[0].detail} (`authsvc doctor` lists every problem and its fix)"
+        )
+
+
+def _doctor(settings: Settings) -> int:
+    from authsvc.doctor import diagnose, problems, render
+
+    findings = asyncio.run(diagnose(settings))
+    print(render(findings))
+    return 1 if problems(findings) else 0
 
 
 def _email(raw: str) -> str:
@@ -200,6 +245,50 @@ async def _create_user(settings: Settings, args: argparse.Namespace) -> str:
     return f"created user {user.id} <{user.email}> role {user.role.value}"
 
 
+async def _import_users(settings: Settings, args: argparse.Namespace) -> str:
+    from authsvc.db import Database
+    from authsvc.users.importer import Importer, ImportFileError, LineError, format_of
+    from authsvc.users.tables import tables_for
+
+    path: Path = args.file
+    try:
+        fmt = format_of(path, args.format)
+        stream = path.open("rb")
+    except ImportFileError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+    def bad_line(error: LineError) -> None:
+        print(f"{path.name}:{error.line}: {error.reason}", file=sys.stderr)
+
+    def progress(lines: int) -> None:
+        print(f"import-users: {lines} lines read", file=sys.stderr, flush=True)
+
+    database = Database(settings.database_url, timeout=settings.database_timeout)
+    importer = Importer(database, tables_for(settings), on_error=bad_line, on_progress=progress)
+    try:
+        with stream:
+            summary = await importer.run(stream, fmt, dry_run=args.dry_run)
+    except ImportFileError as exc:
+        raise CliError(f"{path.name}: {exc}: nothing imported") from None
+    finally:
+        await database.dispose()
+    if summary.invalid:
+        lines = f"{summary.invalid} bad line{'s' * (summary.invalid != 1)}"
+        raise CliError(f"{lines} in {path.name}: nothing imported")
+    read = f"{summary.lines} user{'s' * (summary.lines != 1)} read"
+    if summary.dry_run:
+        return (
+            f"dry run: {path.name}: {read}, {summary.created} would be created, "
+            f"{summary.present} already present; nothing written"
+        )
+    return (
+        f"imported {path.name}: {read}, {summary.created} created, "
+        f"{summary.present} already present"
+    )
+
+
 async def _set_role(settings: Settings, args: argparse.Namespace) -> str:
     email = _email(args.email)
     async with _user_store(settings) as users:
@@ -235,12 +324,15 @@ def run(argv: Sequence[str] | None = None) -> int:
             if args.command == "migrate":
                 _migrate(settings)
                 print("database is up to date")
+            elif args.command == "doctor":
+                return _doctor(settings)
             else:
                 _prepare_database(settings)
                 actions = {
                     "create-user": _create_user,
                     "set-role": _set_role,
                     "revoke-sessions": _revoke_sessions,
+                    "import-users": _import_users,
                 }
                 print(asyncio.run(actions[args.command](settings, args)))
     except (ConfigError, CliError) as exc:

@@ -31,7 +31,8 @@ MAX_PASSWORD_BYTES = 1024
 MIN_PASSWORD_LENGTH = 8
 # What bcrypt writes (and Node's bcryptjs, PHP's password_hash): version, cost 04-31, then
 # 22 characters of salt and 31 of hash in bcrypt's base64.
-_BCRYPT_HASH = re.compile(r"\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+BCRYPT_PATTERN = r"\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}"
+_BCRYPT_HASH = re.compile(BCRYPT_PATTERN)
 _ARGON2_PREFIXES = ("$argon2id$", "$argon2i$", "$argon2d$")
 # bcrypt only ever covered the first 72 bytes; Node's bcryptjs truncates silently.
 _BCRYPT_INPUT_LIMIT = 72
