@@ -296,6 +296,24 @@ async def test_an_unknown_hash_format_is_a_generic_failure_and_one_warning_witho
     assert stored not in message and stored[:12] not in message
 
 
+async def test_a_user_with_a_role_authsvc_does_not_know_cannot_sign_in_and_nothing_breaks(
+    database: str, hasher: PasswordHasher, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = await asyncpg.connect(database)
+    await conn.execute("ALTER TYPE \"UserRole\" ADD VALUE 'VIP'")
+    await conn.close()
+    await insert_storefront_user(
+        database, "vip@example.com", password=await hasher.hash(PASSWORD), role="VIP"
+    )
+    app = await start(database, hasher)
+
+    with caplog.at_level(logging.WARNING, logger="authsvc"):
+        response = await sign_in(app, "vip@example.com")
+
+    assert refused(response)
+    assert "a role authsvc does not know" in caplog.text
+
+
 async def test_two_legacy_rows_differing_only_in_case_sign_neither_in(
     database: str, hasher: PasswordHasher, caplog: pytest.LogCaptureFixture
 ) -> None:

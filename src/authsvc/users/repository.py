@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     ColumnElement,
     RowMapping,
+    String,
     Table,
     delete,
     exists,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -128,7 +130,10 @@ class SqlAlchemyUserRepository:
         self._sessions = sessions
         self._t = tables
         users = tables.users
-        columns = [users.c[key].label(key) for key in _RECORD_COLUMNS]
+        columns = [users.c[key].label(key) for key in _RECORD_COLUMNS if key != "role"]
+        # Read as text: a role the enum has but authsvc does not know is refused in
+        # _record, not by the type's own lookup (a LookupError, hence a 500).
+        columns.append(type_coerce(users.c.role, String).label("role"))
         if tables.sessions is None:
             valid_after = users.c.sessions_valid_after.label("sessions_valid_after")
             self._select = select(*columns, valid_after)
