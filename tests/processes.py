@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,9 +104,16 @@ def authsvc_environment(*, url: str, database_url: str, **extra: str) -> dict[st
 
 @contextmanager
 def run_authsvc(
-    directory: Path, *, public_url: str, port: int | None = None, workers: int = 1, **extra: str
+    directory: Path,
+    *,
+    public_url: str,
+    port: int | None = None,
+    workers: int = 1,
+    args: Sequence[str] = (),
+    **extra: str,
 ) -> Iterator[Authsvc]:
-    """`authsvc serve` on loopback, on an SQLite file it migrates itself."""
+    """`authsvc serve` on loopback, on an SQLite file it migrates itself; `args` are more
+    options for `serve` (such as `--app`)."""
     port = port or free_port()
     database_url = f"sqlite+aiosqlite:///{directory / 'authsvc.db'}"
     log = directory / "authsvc.log"
@@ -114,7 +121,7 @@ def run_authsvc(
     with log.open("wb") as sink:
         command = [str(AUTHSVC), "serve", "--host", "127.0.0.1", "--port", str(port)]
         process = subprocess.Popen(
-            [*command, "--workers", str(workers)],
+            [*command, "--workers", str(workers), *args],
             env=env,
             cwd=directory,
             stdout=sink,

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,6 +27,9 @@ from authsvc.settings import ConfigError, Settings, load_settings
 from authsvc.users.emails import normalize_email
 from authsvc.users.models import Role
 from authsvc.users.repository import SqlAlchemyUserRepository
+
+if TYPE_CHECKING:
+    from authsvc.loader import ServedApp
 
 ROLE_NAMES = [role.value for role in Role]
 
@@ -55,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     serve.add_argument(
         "--workers", type=int, default=1, help="worker processes (default 1; one per core)"
+    )
+    serve.add_argument(
+        "--app",
+        metavar="MODULE:ATTR",
+        help="your app: one made by authsvc.app.create_app (with your callbacks and events), "
+        "or a function taking no arguments that returns one (default: AUTHSVC_APP, else "
+        "authsvc's own)",
     )
 
     commands.add_parser(
@@ -157,20 +168,37 @@ def _metrics_group(settings: Settings, workers: int) -> Iterator[None]:
             os.environ.pop("AUTHSVC_METRICS_DIR", None)
 
 
+def _served_app(args: argparse.Namespace) -> ServedApp:
+    """`--app`, else AUTHSVC_APP, else authsvc's own app; checked before anything is bound."""
+    from authsvc.loader import DEFAULT_APP, AppError, ServedApp, load_app
+
+    settings = load_settings()
+    spec = args.app or settings.app
+    if spec is None:
+        return ServedApp(DEFAULT_APP, factory=True, settings=settings)
+    try:
+        return load_app(spec)
+    except AppError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from authsvc.logs import log_config
     from authsvc.serving import LimitedHttpToolsProtocol
 
-    settings = load_settings()
+    app = _served_app(args)
+    # Whatever the app, serve applies the same protections, from the settings it was
+    # built with (the environment, unless the app was given its own).
+    settings = app.settings
     _prepare_database(settings)
     if settings.prisma_mode:
         _refuse_unfit_database(settings)
     with _metrics_group(settings, args.workers):
         uvicorn.run(
-            "authsvc.app:create_app",
-            factory=True,
+            app.target,
+            factory=app.factory,
             host=args.host,
             port=args.port,
             workers=args.workers,

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
         default=None, validation_alias="AUTHSVC_USE_SECURE_COOKIES"
     )
     credentials_enabled: bool = Field(default=True, validation_alias="AUTHSVC_CREDENTIALS")
+    # The app `authsvc serve` runs (MODULE:ATTR, see loader.py); None: authsvc's own.
+    app: str | None = Field(default=None, validation_alias="AUTHSVC_APP")
     log_level: str = Field(default="info", validation_alias="AUTHSVC_LOG_LEVEL")
     # `text` for people, `json` (one object a line) for log collectors.
     log_format: Literal["text", "json"] = Field(
