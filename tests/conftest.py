@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -27,6 +27,9 @@ from authsvc.settings import Settings
 from authsvc.users.models import Role
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord
+
+if TYPE_CHECKING:
+    from tests.node_oracle import NextAuth
 
 SECRET = "test-secret-do-not-use-in-production-0123456789"
 OTHER_SECRET = "a-completely-different-secret-9876543210"
@@ -203,3 +206,12 @@ async def empty_postgres() -> AsyncIterator[str]:
     """A fresh empty PostgreSQL database for one test (its plain `postgresql://` DSN)."""
     async with throwaway_postgres() as dsn:
         yield dsn
+
+
+@pytest.fixture(scope="session")
+def next_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextAuth]:
+    """The real next-auth, as a Node process that lives for the whole run."""
+    from tests.node_oracle import NextAuth, oracle_process  # imports this module
+
+    with oracle_process("oracle.js", "next-auth", tmp_path_factory.mktemp("oracle")) as process:
+        yield NextAuth(process, "next-auth")

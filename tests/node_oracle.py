@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
+from tests.conftest import SECRET
 from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +89,36 @@ class Oracle:
         if not response["ok"]:
             pytest.fail(f"{self._library} oracle {op} failed: {response['error']}")
         return response["result"]
+
+
+class NextAuth(Oracle):
+    """next-auth v4's `next-auth/jwt`, through tests/node/oracle.js."""
+
+    def encode(self, token: Mapping[str, Any], *, max_age: int = 3600, salt: str = "") -> str:
+        result: str = self.call("encode", token=token, secret=SECRET, maxAge=max_age, salt=salt)
+        return result
+
+    def decode(self, token: str, *, salt: str = "") -> dict[str, Any] | None:
+        """The payload next-auth's decode returns; its thrown error fails the test."""
+        result: dict[str, Any] | None = self.call("decode", token=token, secret=SECRET, salt=salt)
+        assert result is None or "error" not in result, result
+        return result
+
+    def get_token(
+        self,
+        cookies: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        *,
+        secure_cookie: bool = False,
+    ) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.call(
+            "getToken",
+            cookies=cookies,
+            headers=headers or {},
+            secret=SECRET,
+            secureCookie=secure_cookie,
+        )
+        return result
 
 
 @contextmanager

@@ -11,30 +11,34 @@ import sys
 import venv
 from pathlib import Path
 
+import httpx
 import pytest
 
+from authsvc import __version__
 from tests.processes import ROOT, authsvc_environment, stop, wait_until_up
 from tests.servers import free_port
 
 DOCKERFILE = ROOT / "Dockerfile"
+# The documented pattern for running your own callbacks in the image.
+USER_DOCKERFILE = ROOT / "examples" / "Dockerfile"
 HADOLINT = Path(sys.executable).with_name("hadolint")
 IMAGE_PORT = "8000"
 
 
-def instructions(stage: int | None = None) -> list[tuple[str, str]]:
+def instructions(stage: int | None = None, dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined; one stage if asked."""
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    text = dockerfile.read_text().replace("\\\n", " ")
     pairs = [
         (line.split(None, 1)[0].upper(), " ".join(line.split()[1:]))
         for line in text.splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    stages: list[list[tuple[str, str]]] = []
+    stages: list[list[tuple[str, str]]] = [[]]  # ARGs before the first FROM
     for pair in pairs:
         if pair[0] == "FROM":
             stages.append([])
         stages[-1].append(pair)
-    return pairs if stage is None else stages[stage]
+    return pairs if stage is None else stages[1:][stage]
 
 
 def only(stage: list[tuple[str, str]], name: str) -> str:
@@ -42,9 +46,10 @@ def only(stage: list[tuple[str, str]], name: str) -> str:
     return value
 
 
-def test_hadolint_finds_nothing() -> None:
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, USER_DOCKERFILE], ids=["image", "user-code"])
+def test_hadolint_finds_nothing(dockerfile: Path) -> None:
     result = subprocess.run(
-        [str(HADOLINT), "--failure-threshold", "style", str(DOCKERFILE)],
+        [str(HADOLINT), "--failure-threshold", "style", str(dockerfile)],
         capture_output=True,
         text=True,
         check=False,
@@ -126,3 +131,75 @@ def test_the_installed_package_migrates_serves_and_passes_its_health_check(
         assert "database is up to date" in log.read_text()
     finally:
         stop(process)
+
+
+# --- your own code in the image: examples/Dockerfile ----------------------------------------
+
+ANA = ["--email", "ana@example.com", "--password", "correct-horse"]
+
+
+def user_image() -> list[tuple[str, str]]:
+    return instructions(-1, USER_DOCKERFILE)
+
+
+def test_the_user_code_image_is_built_on_this_version_of_the_authsvc_image() -> None:
+    [(_, arg)] = instructions(dockerfile=USER_DOCKERFILE)[:1]
+    assert arg == f"AUTHSVC_IMAGE=authsvc:{__version__}"
+    assert only(user_image(), "FROM") == "${AUTHSVC_IMAGE}"
+
+
+def test_the_user_code_image_runs_as_the_images_unprivileged_user() -> None:
+    users = [args for instruction, args in user_image() if instruction == "USER"]
+    assert users[-1] == only(instructions(-1), "USER")
+
+
+def test_the_user_code_image_keeps_the_images_command() -> None:
+    assert {"CMD", "ENTRYPOINT"}.isdisjoint(name for name, _ in user_image())
+
+
+def test_the_user_code_image_installs_the_package_and_serves_its_app(
+    image_venv: Path, tmp_path: Path
+) -> None:
+    source, target = only(user_image(), "COPY").split()
+    assert only(user_image(), "RUN") == f"pip install --no-cache-dir {target} && rm -rf {target}"
+    subprocess.run(
+        [
+            str(image_venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            str(USER_DOCKERFILE.parent / source),
+        ],
+        check=True,
+        timeout=600,
+    )
+    name, app = only(user_image(), "ENV").split("=", 1)
+    port = str(free_port())
+    command = json.loads(only(instructions(-1), "CMD"))[2].replace(IMAGE_PORT, port)
+    env = authsvc_environment(
+        url="http://localhost:3000",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'image.db'}",
+        PATH=f"{image_venv / 'bin'}:/usr/bin:/bin",
+        **{name: app},
+    )
+    log = tmp_path / "container.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            ["sh", "-c", command], cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/healthz", process, log, 60)
+        subprocess.run(
+            [str(image_venv / "bin" / "authsvc"), "create-user", "--role", "STAFF", *ANA],
+            env=env,
+            check=True,
+            timeout=60,
+        )
+        with httpx.Client(base_url=base) as client:
+            csrf = client.get("/api/auth/csrf").json()["csrfToken"]
+            form = {"csrfToken": csrf, "email": "ana@example.com", "password": "correct-horse"}
+            signed_in = client.post("/api/auth/callback/credentials", data=form)
+    finally:
+        stop(process)
+    # The storefront's signIn rule: staff use the company's single sign-on, never a password.
+    assert "error=AccessDenied" in signed_in.headers["location"]

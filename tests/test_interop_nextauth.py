@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 import httpx
 import pytest
@@ -23,11 +21,10 @@ from tests.node_oracle import (
     MAPPED_USER,
     STOREFRONT,
     USER_ID,
-    Oracle,
+    NextAuth,
     chunked,
     credentials_sign_in,
     get_session,
-    oracle_process,
     set_cookies,
     without_times,
 )
@@ -40,43 +37,6 @@ SESSION_COOKIE = "next-auth.session-token"
 SECURE_SESSION_COOKIE = "__Secure-next-auth.session-token"
 STATE_COOKIE = "next-auth.state"
 CLEAR_SESSION = f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
-
-
-class NextAuth(Oracle):
-    """next-auth v4's `next-auth/jwt`, through tests/node/oracle.js."""
-
-    def encode(self, token: Mapping[str, Any], *, max_age: int = 3600, salt: str = "") -> str:
-        result: str = self.call("encode", token=token, secret=SECRET, maxAge=max_age, salt=salt)
-        return result
-
-    def decode(self, token: str, *, salt: str = "") -> dict[str, Any] | None:
-        """The payload next-auth's decode returns; its thrown error fails the test."""
-        result: dict[str, Any] | None = self.call("decode", token=token, secret=SECRET, salt=salt)
-        assert result is None or "error" not in result, result
-        return result
-
-    def get_token(
-        self,
-        cookies: Mapping[str, str],
-        headers: Mapping[str, str] | None = None,
-        *,
-        secure_cookie: bool = False,
-    ) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self.call(
-            "getToken",
-            cookies=cookies,
-            headers=headers or {},
-            secret=SECRET,
-            secureCookie=secure_cookie,
-        )
-        return result
-
-
-@pytest.fixture(scope="session")
-def next_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextAuth]:
-    """The real next-auth, as a Node process that lives for the whole run."""
-    with oracle_process("oracle.js", "next-auth", tmp_path_factory.mktemp("oracle")) as process:
-        yield NextAuth(process, "next-auth")
 
 
 # Helpers -----------------------------------------------------------------------------

@@ -1,0 +1,15 @@
+"""The app `authsvc serve --app storefront_auth.app:create_storefront_app` runs.
+
+A function, so each worker builds its own app, with settings from the environment.
+"""
+
+from __future__ import annotations
+
+from authsvc.app import create_app
+from authsvc.hotpath import AuthService
+from storefront_auth.callbacks import CALLBACKS
+from storefront_auth.events import EVENTS
+
+
+def create_storefront_app() -> AuthService:
+    return create_app(callbacks=CALLBACKS, events=EVENTS)
