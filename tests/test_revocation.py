@@ -130,6 +130,57 @@ async def test_a_revocation_check_that_cannot_reach_the_database_fails_closed() 
     assert not await check.allows({"sub": ANA.id, "authTime": now_ms()}, users)
 
 
+async def test_a_failed_lookup_within_one_more_ttl_uses_the_state_read_last() -> None:
+    # Found by the fleet test (bench/fleet.py): a PostgreSQL restart, or lookups late under
+    # load, signed out everyone whose cached state expired meanwhile.
+    users = InMemoryUsers(ANA)
+    check = RevocationCheck(ttl=0.2, lookups=lookups(0.1))
+    claims = {"sub": ANA.id, "authTime": now_ms()}
+    assert await check.allows(claims, users)
+    await asyncio.sleep(0.25)
+    users.fail = True
+    assert await check.allows(claims, users)
+
+
+async def test_a_session_whose_revocation_state_cannot_be_read_is_refused_but_kept(
+    revoking: AuthService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fleet test: a replica's first lookup for a user, late under load, cleared
+    # the cookie, so a blip signed people out for good.
+    async def unreachable(user_id: str) -> UserRecord | None:
+        raise OSError("connection refused")
+
+    async with browser(revoking) as client:
+        await sign_in(revoking, client)
+        revoking.services.revocation._cache.clear()  # type: ignore[union-attr]  # a fresh replica
+        monkeypatch.setattr(revoking.services.users, "get_by_id", unreachable)
+        session = await client.get("/api/auth/session")
+        verify = await client.get("/api/auth/verify")
+    assert (session.json(), verify.status_code) == ({}, 401)
+    assert not any(SESSION in header for header in session.headers.get_list("set-cookie"))
+
+
+async def test_a_failed_lookup_past_one_more_ttl_fails_closed() -> None:
+    users = InMemoryUsers(ANA)
+    check = RevocationCheck(ttl=0.1, lookups=lookups(0.1))
+    claims = {"sub": ANA.id, "authTime": now_ms()}
+    assert await check.allows(claims, users)
+    await asyncio.sleep(0.25)
+    users.fail = True
+    assert not await check.allows(claims, users)
+
+
+async def test_a_failed_lookup_after_a_revocation_here_fails_closed() -> None:
+    users = InMemoryUsers(ANA)
+    check = RevocationCheck(ttl=0.2, lookups=lookups(0.1))
+    claims = {"sub": ANA.id, "authTime": now_ms()}
+    assert await check.allows(claims, users)
+    await asyncio.sleep(0.002)
+    await check.revoke(ANA.id, users)
+    users.fail = True
+    assert not await check.allows(claims, users)
+
+
 async def test_a_token_started_before_the_revocation_is_refused_and_a_later_one_allowed() -> None:
     users = InMemoryUsers(ANA)
     check = RevocationCheck(ttl=30, lookups=lookups(1))

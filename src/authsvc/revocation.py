@@ -6,8 +6,14 @@ still exists and whether their sessions were revoked after this one began (the t
 `authTime` claim, in milliseconds, set at sign-in and kept through refreshes; tokens
 without it use `iat`). The answer is cached per user for `ttl` seconds, so the hot path
 stays a dictionary lookup; a revocation therefore takes effect within `ttl` on every
-replica (at once in the process that made it). A database that does not answer within
-`timeout` fails closed: the session is refused, not waved through. Lookups go through
+replica (at once in the process that made it). A lookup that fails or misses its deadline
+(a database restart, a lookup late under load) falls back on the state this process read
+last if that is at most one more `ttl` old, so such a blip signs nobody out whose state
+was known; otherwise it fails closed: the request is refused, not waved through, but the cookie is
+kept (the session is not known to be over; the read goes on in the background and the
+next request has its answer). A revocation may take up to twice `ttl` to reach a replica
+that cannot read it.
+Lookups go through
 `BoundedLookups` (one per user in flight, a bounded number at once, never cancelled
 midway: see lookups.py), so an expiring entry under load sends one query, not one per
 request, and a slow database gets no connection storm.
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from typing import Literal
 
 from authsvc.lookups import BoundedLookups
 from authsvc.tokens import Claims
@@ -26,6 +33,7 @@ from authsvc.users.repository import UserLookup, UserRepository
 log = logging.getLogger("authsvc.revocation")
 
 AUTH_TIME = "authTime"
+Verdict = Literal["allowed", "refused", "unknown"]
 CACHE_SIZE = 10_000
 
 
@@ -63,15 +71,23 @@ class RevocationCheck:
         self._revocations = 0
 
     async def allows(self, claims: Claims, users: UserLookup) -> bool:
+        return await self.check(claims, users) == "allowed"
+
+    async def check(self, claims: Claims, users: UserLookup) -> Verdict:
+        """`allowed`, `refused` (revoked, deleted, or not a session that can be judged), or
+        `unknown`: the user's state could not be read in time, so this request is refused
+        but the session is not known to be over (its cookie is kept for the next one)."""
         user_id = claims.get("id") or claims.get("sub")
         started = authenticated_at(claims)
         if not isinstance(user_id, str) or started is None:
-            return False
+            return "refused"
         state = await self._state(user_id, users)
         if state is None:
-            return False
+            return "unknown"
         exists, valid_after = state
-        return exists and (valid_after is None or started >= valid_after)
+        return (
+            "allowed" if exists and (valid_after is None or started >= valid_after) else "refused"
+        )
 
     async def revoke(self, user_id: str, users: UserRepository) -> bool:
         """End every session of this user that began before now."""
@@ -88,7 +104,16 @@ class RevocationCheck:
             return await self._lookups.run(
                 ("revocation", id(users), user_id), lambda: self._read(user_id, users)
             )
-        except Exception as exc:  # any store's failure, or its deadline: fail closed
+        except Exception as exc:  # any store's failure, or its deadline
+            # Read again: a revoke() in this process meanwhile has dropped the entry.
+            cached = self._cache.get(user_id)
+            if cached is not None and time.monotonic() - cached[0] < 2 * self._ttl:
+                log.warning(
+                    "revocation lookup failed, using the state read %.1f s ago: %s",
+                    time.monotonic() - cached[0],
+                    type(exc).__name__,
+                )
+                return cached[1], cached[2]
             log.warning("revocation lookup failed, refusing the session: %s", type(exc).__name__)
             return None
 

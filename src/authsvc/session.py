@@ -133,9 +133,14 @@ async def resolve_token(
         log.info("JWT_SESSION_ERROR: session cookie rejected")
         return INVALID_SESSION
     revocation = services.revocation
-    if revocation is not None and not await revocation.allows(claims, services.users):
+    verdict = "allowed" if revocation is None else await revocation.check(claims, services.users)
+    if verdict == "refused":
         log.info("JWT_SESSION_ERROR: session revoked")
         return INVALID_SESSION
+    if verdict == "unknown":
+        # Refused for now, but not known to be over: the cookie stays for the next request.
+        log.info("JWT_SESSION_ERROR: revocation state unknown")
+        return CALLBACK_FAILED
     params = JwtParams(token=claims, services=services, trigger=trigger, session=data)
     token = await run_jwt(services.callbacks.jwt, params)
     if token is None:
