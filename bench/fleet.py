@@ -15,7 +15,7 @@ its figures; `verdicts` says which of the issue's claims they uphold:
 - kill_replica: kill -9 of a replica under load: no GET fails, sign-ins in flight complete
   or fail cleanly, no user is half-written, the restarted replica gets traffic again;
 - rotation: a rolling secret rotation under load signs nobody out, and every cookie ends
-  up under the new secret;
+  up under the new secret (the long form also measures the rotation done in one pass);
 - postgres_restart: token routes keep answering, /readyz goes red then green, no replica
   restarts;
 - redis_outage: sign-in works, throttling falls back to each replica's own counts, and
@@ -300,6 +300,19 @@ def rotation(fleet: Fleet, load: Load) -> Results:
     }
 
 
+def rotation_in_one_pass(fleet: Fleet, load: Load) -> Results:
+    """The rotation done wrong, for comparison (the long form only): replica by replica
+    straight to NEXTAUTH_SECRET=new, NEXTAUTH_SECRET_PREVIOUS=old. Until the last replica
+    is restarted, the others refuse (and clear) every cookie the restarted ones re-issue."""
+    old, new = fleet.secret, new_secret()
+    started = load.now()
+    for replica in fleet.replicas:
+        fleet.restart(replica, new, old)
+        _wait_for_traffic(load, replica, load.now(), 30)
+    fleet.secret, fleet.previous = new, old
+    return {"load": load.window(started).as_dict(), "people": len(load.users)}
+
+
 @contextmanager
 def readiness_watch(fleet: Fleet) -> Iterator[dict[str, list[tuple[float, bool]]]]:
     """Each replica's /readyz, polled every 0.1 s: (time, ready) per replica."""
@@ -523,6 +536,8 @@ def run(soak_seconds: float, population: int, directory: Path) -> Results:
             results["kill_replica"] = kill_replica(fleet, load, extra[3:11])
             log("rolling secret rotation")
             results["rotation"] = rotation(fleet, load)
+            log("the same rotation in one pass (for comparison)")
+            results["rotation_in_one_pass"] = rotation_in_one_pass(fleet, load)
             log("PostgreSQL restart")
             results["postgres_restart"] = postgres_restart(fleet, load)
             log("Redis outage")
