@@ -185,6 +185,7 @@ def _served_app(args: argparse.Namespace) -> ServedApp:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from authsvc.eager_accept import LOOP as EAGER_ACCEPT_LOOP
     from authsvc.logs import log_config
     from authsvc.serving import LimitedHttpToolsProtocol
 
@@ -210,6 +211,8 @@ def _serve(args: argparse.Namespace) -> None:
             # A request head over AUTHSVC_MAX_HEADER_BYTES gets 431, a head or body slower
             # than AUTHSVC_HEAD_TIMEOUT / AUTHSVC_BODY_TIMEOUT gets 408 (see serving.py).
             http=LimitedHttpToolsProtocol,
+            # uvloop, letting in a burst of new connections at once (see eager_accept.py).
+            loop=EAGER_ACCEPT_LOOP,
             h11_max_incomplete_event_size=settings.max_header_bytes,
             timeout_keep_alive=settings.keepalive_timeout,
             limit_concurrency=settings.max_connections,
