@@ -60,6 +60,20 @@ def test_encoded_token_starts_with_next_auths_exact_header(codec: TokenCodec) ->
     assert (key, len(iv), len(tag)) == ("", 16, 22)
 
 
+def test_encoded_token_opens_with_python_jose_to_the_exact_plaintext(codec: TokenCodec) -> None:
+    token = codec.encode(CLAIMS, 60, now=NOW)
+    plaintext = jwe.decrypt(token.encode(), derive_key(SECRET))
+    expected = {**CLAIMS, "iat": NOW, "exp": NOW + 60}
+    opened = json.loads(plaintext)
+    assert {key: opened[key] for key in expected} == expected
+    assert plaintext == json.dumps(opened, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_every_encoded_token_has_a_fresh_iv(codec: TokenCodec) -> None:
+    ivs = {codec.encode(CLAIMS, 60, now=NOW).split(".")[2] for _ in range(50)}
+    assert len(ivs) == 50
+
+
 def test_encode_sets_iat_exp_and_a_uuid4_jti(codec: TokenCodec) -> None:
     claims = codec.decode(codec.encode(CLAIMS, 3600, now=NOW), now=NOW)
     assert claims is not None
@@ -225,8 +239,8 @@ def test_oversized_token_is_rejected_before_any_crypto(
     def fail(*_: object) -> None:
         raise AssertionError("decrypt must not be reached")
 
-    monkeypatch.setattr("authsvc.tokens._cipher", fail)
     token = codec.encode({**CLAIMS, "blob": "x" * MAX_TOKEN_LENGTH}, 60, now=NOW)
+    monkeypatch.setattr("authsvc.tokens._cipher", fail)
     started = time.perf_counter()
     assert codec.decode(token, now=NOW) is None
     assert codec.decode("A" * 300 * 1024, now=NOW) is None

@@ -16,7 +16,7 @@ from authsvc.events import Events
 from authsvc.hotpath import AuthService
 from authsvc.metrics import ObservabilityMiddleware
 from authsvc.openapi import install_openapi
-from authsvc.routes import auth, fallback, health, oauth, verify
+from authsvc.routes import auth, fallback, frontend, health, oauth, verify
 from authsvc.services import build_services
 from authsvc.settings import Settings, load_settings
 from authsvc.users.passwords import PasswordHasher
@@ -78,4 +78,7 @@ def create_app(
     install_error_handlers(app)
     verify_path = settings.public_url.base_path + "/verify"
     app.add_hot_route(verify_path, verify.VerifyEndpoint(app, verify_path), with_subpaths=True)
+    served = frontend.FrontendEndpoint(app, settings.public_url.base_path)
+    for path in frontend.PATHS:
+        app.add_hot_route(settings.public_url.base_path + path, served)
     return app

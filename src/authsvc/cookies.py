@@ -8,10 +8,12 @@ split into `.0 … .n` chunks of 3933 characters like next-auth's `SessionStore`
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 CHUNK_SIZE = 3933  # 4096 minus next-auth's estimated 163 bytes of attributes
@@ -25,7 +27,16 @@ _CHUNK_SUFFIX = re.compile(r"\.(0|[1-9][0-9]?)")
 _URI_COMPONENT_SAFE = "!*'()"
 
 
+# What encodeURIComponent leaves as it is; a session token (base64url and dots) is all of it.
+_URI_COMPONENT_PLAIN = re.compile(r"[A-Za-z0-9\-_.~!*'()]*")
+# Values short enough to remember decoded (the CSRF and callback-url cookies a browser sends
+# on every request); a session token has no escapes and is not decoded at all.
+_MEMO_VALUE_LENGTH = 512
+
+
 def encode_value(value: str) -> str:
+    if _URI_COMPONENT_PLAIN.fullmatch(value):
+        return value
     return quote(value, safe=_URI_COMPONENT_SAFE)
 
 
@@ -48,14 +59,19 @@ def parse_cookie_header(header: str | None) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        cookies[name] = _decode_value(value) if "%" in value else value
+        if "%" in value:
+            value = _memo_decode(value) if len(value) <= _MEMO_VALUE_LENGTH else _decode(value)
+        cookies[name] = value
     return cookies
 
 
-def _decode_value(value: str) -> str:
+def _decode(value: str) -> str:
     """`decodeURIComponent`, or the raw value when that would throw (cookie's tryDecode)."""
     decoded = decode_uri_component(value)
     return value if decoded is None else decoded
+
+
+_memo_decode = lru_cache(maxsize=1024)(_decode)
 
 
 def decode_uri_component(value: str) -> str | None:
@@ -70,7 +86,13 @@ def decode_uri_component(value: str) -> str | None:
 
 def http_date(timestamp: float) -> str:
     """`Date.prototype.toUTCString()`: `Mon, 28 Dec 2026 02:46:35 GMT`."""
-    return formatdate(timestamp, usegmt=True)
+    return _http_date(math.floor(timestamp))
+
+
+@lru_cache(maxsize=8)
+def _http_date(seconds: int) -> str:
+    # Every cookie re-issued within the same second expires the same second.
+    return formatdate(seconds, usegmt=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,12 @@ _PARTS: dict[Callable[..., Awaitable[Any]], str] = {
 }
 
 
+def only_parts_overridden(overrides: Mapping[Any, Any]) -> bool:
+    """Whether every override in force stands for a part of the container (nothing else a
+    route depends on, such as `get_services` itself or a route's own dependency)."""
+    return all(getter in _PARTS for getter in overrides)
+
+
 def with_part(services: Services, getter: Callable[..., Any], value: Any) -> Services:
     """`services` with the part that `getter` stands for replaced by `value`."""
     path = _PARTS[getter]

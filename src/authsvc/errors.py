@@ -39,17 +39,25 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.error("unhandled %s on %s %s", type(exc).__name__, scope["method"], scope["path"])
+            response = unhandled_response(exc, scope["method"], scope["path"])
             if not started:
-                await JSONResponse({"message": "internal error"}, status_code=500)(
-                    scope, receive, send
-                )
+                await response(scope, receive, send)
+
+
+def unhandled_response(exc: Exception, method: str, path: str) -> Response:
+    """The bare 500 for an exception nothing handled, logged by type and route only."""
+    log.error("unhandled %s on %s %s", type(exc).__name__, method, path)
+    return JSONResponse({"message": "internal error"}, status_code=500)
+
+
+def bad_request_response(exc: BadRequestError) -> Response:
+    return JSONResponse({"message": exc.message}, status_code=exc.status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadRequestError)
     async def bad_request(_: Request, exc: BadRequestError) -> Response:
-        return JSONResponse({"message": exc.message}, status_code=exc.status)
+        return bad_request_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:

@@ -265,30 +265,34 @@ class ObservabilityMiddleware:
             method = scope["method"]
             self.metrics.observe(method, route_template(scope, self.prefix), status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
-                self._log(scope, method, status, elapsed)
+                log_access(scope, method, status, elapsed, self.trusted)
 
-    def _log(self, scope: Scope, method: str, status: int, elapsed: float) -> None:
-        peer = scope.get("client")
-        forwarded = None
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                forwarded = value.decode("latin-1")
-                break
-        client = client_address(peer[0] if peer else None, forwarded, self.trusted)
-        access_log.info(
-            "%s %s %d %.1fms client=%s",
-            method,
-            scope.get("path", ""),
-            status,
-            elapsed * 1000,
-            client,
-            extra={
-                "fields": {
-                    "method": method,
-                    "path": scope.get("path", ""),
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "client": client,
-                }
-            },
-        )
+
+def log_access(
+    scope: Scope, method: str, status: int, elapsed: float, trusted: tuple[Network, ...]
+) -> None:
+    """The access-log line of a finished request (callers check that INFO is enabled)."""
+    peer = scope.get("client")
+    forwarded = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            forwarded = value.decode("latin-1")
+            break
+    client = client_address(peer[0] if peer else None, forwarded, trusted)
+    access_log.info(
+        "%s %s %d %.1fms client=%s",
+        method,
+        scope.get("path", ""),
+        status,
+        elapsed * 1000,
+        client,
+        extra={
+            "fields": {
+                "method": method,
+                "path": scope.get("path", ""),
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "client": client,
+            }
+        },
+    )

@@ -9,6 +9,7 @@ parser accepts is just "somewhere else", so it ends at the base URL.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
@@ -24,6 +25,7 @@ class RedirectCallback(Protocol):
     def __call__(self, url: str, base_url: str) -> str: ...
 
 
+@lru_cache(maxsize=1024)  # pure; the same few URLs come back in every callback-url cookie
 def origin_of(url: str) -> str | None:
     try:
         parts = urlsplit(url)

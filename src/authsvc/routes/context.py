@@ -8,6 +8,7 @@ changed callback-url cookie) are collected here and put on whatever response is 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -82,21 +83,32 @@ async def read_body(request: Request) -> dict[str, Any]:
     """A POST body as next-auth reads it: urlencoded form or a JSON object."""
     if request.method != "POST":
         return {}
-    declared = request.headers.get("content-length")
+    headers = request.headers
+    raw = await read_raw_body(headers.get("content-length"), request.stream())
+    return parse_body(raw, headers.get("content-type", ""))
+
+
+async def read_raw_body(declared: str | None, chunks: AsyncIterator[bytes]) -> bytes:
+    """The body's bytes, refused past MAX_BODY_BYTES (by its Content-Length, before reading)."""
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise BadRequestError(413, "request body too large")
     raw = b""
     try:
-        async for chunk in request.stream():
+        async for chunk in chunks:
             raw += chunk
             if len(raw) > MAX_BODY_BYTES:
                 raise BadRequestError(413, "request body too large")
     except ClientDisconnect:
         # The client went away, or the server cut a body slower than AUTHSVC_BODY_TIMEOUT.
         raise BadRequestError(400, "request body incomplete") from None
+    return raw
+
+
+def parse_body(raw: bytes, content_type_header: str) -> dict[str, Any]:
+    """A body's fields, from its bytes and its Content-Type header."""
     if not raw:
         return {}
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = content_type_header.split(";")[0].strip().lower()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -149,24 +161,55 @@ def _encodable(value: Any) -> bool:
     return True
 
 
-def _origin_allowed(request: Request, settings: Settings) -> bool:
+def _origin_allowed(
+    method: str, sec_fetch_site: str | None, origin: str | None, settings: Settings
+) -> bool:
     """Fetch-metadata and Origin checks on top of the CSRF token (stricter than next-auth)."""
-    if request.method != "POST":
+    if method != "POST":
         return True
-    if request.headers.get("sec-fetch-site") == "cross-site":
+    if sec_fetch_site == "cross-site":
         return False
-    origin = request.headers.get("origin")
     # Frontends on the CORS allow-list post cross-origin (same-site) on purpose.
     return origin is None or origin == settings.public_url.origin or origin in settings.cors_origins
 
 
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the context needs of a request: its method, the headers it reads (the first of
+    each name, as Starlette's `Headers.get` gives it), its `callbackUrl` query parameter
+    and its parsed body."""
+
+    method: str
+    cookie: str | None = None
+    origin: str | None = None
+    sec_fetch_site: str | None = None
+    return_redirect: bool = False
+    query_callback_url: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
 async def build_context(request: Request, services: Services) -> AuthContext:
+    headers = request.headers
+    facts = RequestFacts(
+        method=request.method,
+        cookie=headers.get("cookie"),
+        origin=headers.get("origin"),
+        sec_fetch_site=headers.get("sec-fetch-site"),
+        return_redirect="x-auth-return-redirect" in headers,
+        query_callback_url=request.query_params.get("callbackUrl"),
+        body=await read_body(request),
+    )
+    return context_from(facts, services)
+
+
+def context_from(facts: RequestFacts, services: Services) -> AuthContext:
+    """The context of a request (see the module docstring), from what was read of it."""
     settings = services.settings
     redirect = services.callbacks.redirect
     policy = settings.cookie_policy
-    cookies = parse_cookie_header(request.headers.get("cookie"))
+    cookies = parse_cookie_header(facts.cookie)
     csrf = csrf_state(cookies.get(policy.csrf_token), settings.csrf_secrets)
-    body = await read_body(request)
+    body = facts.body
     origin = settings.public_url.origin
     pending: list[str] = []
     if csrf.new_cookie is not None:
@@ -174,7 +217,7 @@ async def build_context(request: Request, services: Services) -> AuthContext:
 
     requested = body.get("callbackUrl")
     if not isinstance(requested, str):
-        requested = request.query_params.get("callbackUrl")
+        requested = facts.query_callback_url
     stored = cookies.get(policy.callback_url)
     if requested:
         callback_url = run_redirect(redirect, requested, origin)
@@ -193,9 +236,9 @@ async def build_context(request: Request, services: Services) -> AuthContext:
         csrf=csrf,
         body=body,
         callback_url=callback_url,
-        origin_ok=_origin_allowed(request, settings),
+        origin_ok=_origin_allowed(facts.method, facts.sec_fetch_site, facts.origin, settings),
         pending_cookies=pending,
-        return_redirect="x-auth-return-redirect" in request.headers,
+        return_redirect=facts.return_redirect,
     )
 
 

@@ -29,8 +29,12 @@ JSON = "application/json"
 JSON_UTF8 = "application/json; charset=utf-8"
 
 
+# json.dumps(body, separators=(",", ":"), ensure_ascii=False), without a new encoder a call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dump(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(body).encode()
 
 
 def respond(
