@@ -2,7 +2,10 @@
 
 `/api/auth/verify` (every forward-auth check a proxy makes) and `/healthz` (probed by
 every orchestrator) carry most of a sidecar's traffic and need nothing FastAPI adds:
-no body, no dependency graph, no validation, no middleware. `AuthService` is the FastAPI
+no body, no dependency graph, no validation, no middleware. The frontend's routes
+(`/session`, `/csrf`, `/providers`: every page load) are served here too, by the same
+handlers FastAPI's routes run (`routes/frontend.py`), falling back to FastAPI whenever its
+machinery could change the answer. `AuthService` is the FastAPI
 application with one change: its ASGI entry point first looks the path up among the hot
 routes (an exact path, or the Envoy prefix) and answers those itself; everything else
 goes to FastAPI unchanged. Measured in docs/performance.md: FastAPI's per-request work
