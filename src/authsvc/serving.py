@@ -54,55 +54,86 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.max_head_bytes = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_HEAD_BYTES
         self._in_head = True
-        self._head_bytes = 0  # request line and headers the parser has handed over
         self._head_received = 0  # bytes received while the head was still incomplete
         self._head_too_large = False
         self.head_timeout, self.body_timeout = read_deadlines()
-        self._deadline: asyncio.TimerHandle | None = None
+        # The read deadline in force (loop time), or None; and the one timer that checks it.
+        self._deadline_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm(self.head_timeout)
+        self._schedule()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
+    # The parser callbacks below run several times a request: they call the base class
+    # directly (no `super()`) and count the head once it is whole, not header by header.
+
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
         self._in_head = True
-        self._head_bytes = 0
         self._head_received = 0
-        self._arm(self.head_timeout)
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
+        self._deadline_at = self.loop.time() + self.head_timeout
 
     def on_headers_complete(self) -> None:
+        # The request line's URL and every header line ("name: value" and CRLF), as the
+        # parser handed them over; raising here stops the parser (431, see send_400_response).
+        headers = self.headers
+        size = len(self.url) + sum(len(name) + len(value) for name, value in headers)
+        if size + 4 * len(headers) > self.max_head_bytes:
+            self._head_too_large = True
+            raise HeadTooLargeError
         self._in_head = False
-        self._arm(self.body_timeout)
-        super().on_headers_complete()
+        self._deadline_at = self.loop.time() + self.body_timeout
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        self._disarm()
-        super().on_message_complete()
+        self._deadline_at = None
+        HttpToolsProtocol.on_message_complete(self)
+
+    # Deadlines are set and cleared by the parser's callbacks, several times a request, so
+    # setting one only records it; `_schedule` (once the received bytes are parsed) keeps
+    # one timer no later than it. A request that arrives whole is done before that: no timer
+    # is started or stopped for it (creating and cancelling two timers a request cost a
+    # fifth of /healthz; docs/performance.md). A timer that fires before the deadline in
+    # force (which moved on) re-arms itself for it.
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._read_timed_out)
+        self._deadline_at = self.loop.time() + seconds
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline_at = None
+
+    def _schedule(self) -> None:
+        at = self._deadline_at
+        if at is None:
+            return
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= at:
+                return
+            timer.cancel()
+        self._timer = self.loop.call_at(at, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        at = self._deadline_at
+        if at is None:
+            return
+        if self.loop.time() < at:
+            self._timer = self.loop.call_at(at, self._check_deadline)
+            return
+        self._deadline_at = None
+        self._read_timed_out()
 
     def _read_timed_out(self) -> None:
-        self._deadline = None
         if self.transport.is_closing():
             return
         cycle = self.cycle
@@ -116,21 +147,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self.max_head_bytes:
-            self._head_too_large = True
-            raise HeadTooLargeError
-
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self.transport.is_closing():
+            return
         # The parser hands over a header only once it is complete and keeps a partial one
         # to itself; this bounds that buffer (one header line sent slowly, or endlessly).
-        if self._in_head and not self._head_too_large and not self.transport.is_closing():
+        if self._in_head and not self._head_too_large:
             self._head_received += len(data)
             if self._head_received > self.max_head_bytes:
                 self._head_too_large = True
                 self.send_400_response("")
+                return
+        self._schedule()
 
     def send_400_response(self, msg: str) -> None:
         if not self._head_too_large:
