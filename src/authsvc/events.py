@@ -120,9 +120,9 @@ class Events:
 
     async def emit(self, event: Event) -> None:
         """The audit line, then the application's handler. Never raises."""
-        fields = event.audit()
         level = logging.DEBUG if isinstance(event, SessionEvent) else logging.INFO
         if audit_log.isEnabledFor(level):
+            fields = event.audit()
             described = " ".join(f"{key}={value}" for key, value in fields.items())
             extra = {"fields": {"event": event.name, **fields}}
             audit_log.log(level, "%s %s", event.name, described, extra=extra)
