@@ -276,7 +276,7 @@ class Replica:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def rss_mib(self, over: float = 1.0) -> float:
+    def rss_mib(self, over: float = 1.5) -> float:
         """The least RSS seen over `over` seconds: a sign-in's Argon2 hash holds 64 MiB for
         a fraction of a second, which would read as growth at one instant."""
         least = rss_mib(self.pid)

@@ -140,7 +140,7 @@ def render(results: dict[str, Any]) -> str:
     lines.append(_load_row(f"soak, {soak['seconds']:.0f} s", soak["load"], ""))
     lines += [
         "",
-        "Soak, per replica (RSS: the least over one second, so an Argon2 hash in flight, "
+        "Soak, per replica (RSS: the least seen over a second or more, so an Argon2 hash, "
         "64 MiB for a moment, does not count as growth):",
         "",
         "| replica | RSS first MiB | RSS halfway MiB | RSS last MiB | RSS max MiB | growth "
