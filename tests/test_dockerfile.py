@@ -6,6 +6,7 @@ run outside Docker, on this checkout, with only the port changed.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import venv
@@ -27,12 +28,7 @@ IMAGE_PORT = "8000"
 
 def instructions(stage: int | None = None, dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined; one stage if asked."""
-    text = dockerfile.read_text().replace("\\\n", " ")
-    pairs = [
-        (line.split(None, 1)[0].upper(), " ".join(line.split()[1:]))
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    pairs = parse(dockerfile.read_text())
     stages: list[list[tuple[str, str]]] = [[]]  # ARGs before the first FROM
     for pair in pairs:
         if pair[0] == "FROM":
@@ -203,3 +199,18 @@ def test_the_user_code_image_installs_the_package_and_serves_its_app(
         stop(process)
     # The storefront's signIn rule: staff use the company's single sign-on, never a password.
     assert "error=AccessDenied" in signed_in.headers["location"]
+
+
+def test_the_deployment_page_shows_the_user_code_image_as_it_is() -> None:
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    [block] = re.findall(r"```dockerfile\n(.*?)```", page, re.DOTALL)
+    assert instructions(dockerfile=USER_DOCKERFILE) == parse(block)
+
+
+def parse(text: str) -> list[tuple[str, str]]:
+    text = text.replace("\\\n", " ")
+    return [
+        (line.split(None, 1)[0].upper(), " ".join(line.split()[1:]))
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
