@@ -55,7 +55,7 @@ class SignOutEvent:
 
 @dataclass(frozen=True, slots=True)
 class CreateUserEvent:
-    """A user was created: a first OAuth sign-in, or `authsvc create-user`."""
+    """A user was created by a first OAuth sign-in (the command line tells no events)."""
 
     name: ClassVar[str] = "createUser"
     user: UserRecord
@@ -66,7 +66,7 @@ class CreateUserEvent:
 
 @dataclass(frozen=True, slots=True)
 class UpdateUserEvent:
-    """A user was changed: a new name or picture from the provider, or a new role."""
+    """A user was changed at an OAuth sign-in: a new name or picture from the provider."""
 
     name: ClassVar[str] = "updateUser"
     user: UserRecord
