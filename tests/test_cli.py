@@ -410,3 +410,51 @@ def test_the_served_console_script_hands_out_a_csrf_token(served: str) -> None:
 
 def test_the_served_console_script_serves_the_api_docs(served: str) -> None:
     assert httpx.get(f"{served}/docs", timeout=5).status_code == 200
+
+
+# --- AUTHSVC_APP: the commands use your app's parts -------------------------------------
+
+SHOP_CLI = """
+from pathlib import Path
+
+from authsvc.app import create_app
+from authsvc.events import Events
+
+
+async def heard(event):
+    with Path("events.log").open("a") as log:
+        log.write(f"{event.name} {event.user.email} {event.user.role.value}\\n")
+
+
+def make_app():
+    return create_app(events=Events(create_user=heard, update_user=heard))
+"""
+
+
+@pytest.fixture
+def shop_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "shop_cli.py").write_text(SHOP_CLI)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("AUTHSVC_APP", "shop_cli:make_app")
+    return tmp_path / "events.log"
+
+
+def test_create_user_and_set_role_tell_the_apps_events(
+    capsys: pytest.CaptureFixture[str], shop_app: Path, database_path: Path
+) -> None:
+    assert create_user(capsys)[0] == 0
+    assert cli(capsys, "set-role", "--email", "ada@example.com", "--role", "STAFF")[0] == 0
+    assert shop_app.read_text().splitlines() == [
+        "createUser ada@example.com CUSTOMER",
+        "updateUser ada@example.com STAFF",
+    ]
+    assert [role for _, _, role in stored_users(database_path)] == ["STAFF"]
+
+
+def test_a_wrong_authsvc_app_stops_create_user_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTHSVC_APP", "shop_nowhere:app")
+    status, _, err = create_user(capsys)
+    assert status == 1
+    assert "app module 'shop_nowhere' not found" in assert_one_error_line(err)

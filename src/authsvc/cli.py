@@ -17,16 +17,19 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc import __version__
+from authsvc.events import CreateUserEvent, Events, UpdateUserEvent
 from authsvc.settings import ConfigError, Settings, load_settings
 from authsvc.users.emails import normalize_email
 from authsvc.users.models import Role
-from authsvc.users.repository import SqlAlchemyUserRepository
+from authsvc.users.passwords import PasswordHasher, PasswordPolicyError
+from authsvc.users.repository import SqlAlchemyUserRepository, UserRepository
 
 if TYPE_CHECKING:
     from authsvc.loader import ServedApp
@@ -245,34 +248,58 @@ def _email(raw: str) -> str:
     return email
 
 
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What the user commands work with: AUTHSVC_APP's own parts when it names an app (its
+    user store, hasher and events, as every route uses them), else authsvc's."""
+
+    users: UserRepository
+    hasher: PasswordHasher
+    events: Events
+
+
 @asynccontextmanager
-async def _user_store(settings: Settings) -> AsyncIterator[SqlAlchemyUserRepository]:
+async def _user_store(settings: Settings) -> AsyncIterator[_Parts]:
     from authsvc.db import Database
     from authsvc.users.tables import tables_for
 
+    if settings.app is not None:
+        from authsvc.loader import AppError, build_app
+
+        try:
+            app = build_app(settings.app)
+        except AppError as exc:
+            raise CliError(str(exc)) from None
+        services = app.services
+        try:
+            yield _Parts(services.users, services.hasher, services.events)
+        finally:
+            await services.aclose()
+        return
     database = Database(settings.database_url)
     try:
-        yield SqlAlchemyUserRepository(database.sessions, tables_for(settings))
+        users = SqlAlchemyUserRepository(database.sessions, tables_for(settings))
+        yield _Parts(users, PasswordHasher(), Events())
     finally:
         await database.dispose()
 
 
 async def _create_user(settings: Settings, args: argparse.Namespace) -> str:
-    from authsvc.users.passwords import PasswordHasher, PasswordPolicyError
     from authsvc.users.repository import UserExistsError
 
     email = _email(args.email)
-    try:
-        password_hash = await PasswordHasher().hash(args.password)
-    except PasswordPolicyError as exc:
-        raise CliError(str(exc)) from None
-    async with _user_store(settings) as users:
+    async with _user_store(settings) as parts:
         try:
-            user = await users.create(
+            password_hash = await parts.hasher.hash(args.password)
+        except PasswordPolicyError as exc:
+            raise CliError(str(exc)) from None
+        try:
+            user = await parts.users.create(
                 email=email, name=args.name, password_hash=password_hash, role=Role(args.role)
             )
         except UserExistsError:
             raise CliError(f"a user with email {email} already exists") from None
+        await parts.events.emit(CreateUserEvent(user=user))
     return f"created user {user.id} <{user.email}> role {user.role.value}"
 
 
@@ -322,8 +349,10 @@ async def _import_users(settings: Settings, args: argparse.Namespace) -> str:
 
 async def _set_role(settings: Settings, args: argparse.Namespace) -> str:
     email = _email(args.email)
-    async with _user_store(settings) as users:
-        user = await users.set_role(email, Role(args.role))
+    async with _user_store(settings) as parts:
+        user = await parts.users.set_role(email, Role(args.role))
+        if user is not None:
+            await parts.events.emit(UpdateUserEvent(user=user))
     if user is None:
         raise CliError(f"no user with email {email}")
     return f"user {user.id} <{user.email}> now has role {user.role.value}"
@@ -333,11 +362,11 @@ async def _revoke_sessions(settings: Settings, args: argparse.Namespace) -> str:
     from authsvc.revocation import revocation_time
 
     email = _email(args.email)
-    async with _user_store(settings) as users:
-        user = await users.get_by_email(email)
+    async with _user_store(settings) as parts:
+        user = await parts.users.get_by_email(email)
         if user is None:
             raise CliError(f"no user with email {email}")
-        await users.revoke_sessions(user.id, revocation_time())
+        await parts.users.revoke_sessions(user.id, revocation_time())
     note = "" if settings.revocation else " (AUTHSVC_REVOCATION is off: nothing checks it yet)"
     return f"sessions of {user.id} <{email}> started before now are revoked{note}"
 

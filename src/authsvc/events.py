@@ -55,7 +55,7 @@ class SignOutEvent:
 
 @dataclass(frozen=True, slots=True)
 class CreateUserEvent:
-    """A user was created by a first OAuth sign-in (the command line tells no events)."""
+    """A user was created: a first OAuth sign-in, or `authsvc create-user`."""
 
     name: ClassVar[str] = "createUser"
     user: UserRecord
@@ -66,7 +66,8 @@ class CreateUserEvent:
 
 @dataclass(frozen=True, slots=True)
 class UpdateUserEvent:
-    """A user was changed at an OAuth sign-in: a new name or picture from the provider."""
+    """A user was changed: a new name or picture from the provider at an OAuth sign-in, or
+    a new role (`authsvc set-role`)."""
 
     name: ClassVar[str] = "updateUser"
     user: UserRecord

@@ -46,6 +46,21 @@ class ServedApp:
 
 def load_app(spec: str) -> ServedApp:
     """Import and check `spec` (`MODULE:ATTR`)."""
+    app, factory = _resolve(spec)
+    settings = app.services.settings
+    if factory:
+        asyncio.run(app.services.aclose())
+    return ServedApp(spec, factory=factory, settings=settings)
+
+
+def build_app(spec: str) -> AuthService:
+    """The app `spec` names, built: for the command line, which works with its services
+    (its user store, password hasher and events). The caller closes its services."""
+    return _resolve(spec)[0]
+
+
+def _resolve(spec: str) -> tuple[AuthService, bool]:
+    """The app, and whether it came from a function (else it is the module's object)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise AppError(f"app {spec!r} must be MODULE:ATTR, e.g. shop_auth:app")
@@ -60,13 +75,10 @@ def load_app(spec: str) -> ServedApp:
             f"app {spec!r}: module {module_name!r} has no attribute {attribute!r}"
         ) from None
     if isinstance(found, AuthService):
-        return ServedApp(spec, factory=False, settings=found.services.settings)
+        return found, False
     if not callable(found) or not _takes_no_arguments(found):
         raise AppError(f"app {spec!r} is a {type(found).__name__}, not {WHAT_IT_MUST_BE}")
-    built = _call(spec, found)
-    settings = built.services.settings
-    asyncio.run(built.services.aclose())
-    return ServedApp(spec, factory=True, settings=settings)
+    return _call(spec, found), True
 
 
 def _import(name: str) -> Any:
