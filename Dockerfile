@@ -9,11 +9,14 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md alembic.ini ./
+# The runtime dependencies exactly as locked (hashes checked; `make lock` refreshes the
+# lock), then the package alone.
+COPY pyproject.toml requirements.lock README.md alembic.ini ./
 COPY alembic ./alembic
 COPY src ./src
 RUN python -m venv /opt/authsvc \
-    && /opt/authsvc/bin/pip install --no-cache-dir .
+    && /opt/authsvc/bin/pip install --no-cache-dir --require-hashes -r requirements.lock \
+    && /opt/authsvc/bin/pip install --no-cache-dir --no-deps .
 
 # --- runtime: the virtualenv only, no build inputs, no root ----------------------------
 FROM python:3.11-slim-bookworm

@@ -4,14 +4,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 NODE_DIR := tests/node
+PORT ?= 8000
+# The runtime dependencies, hash-pinned; `make lock` refreshes it with this uv release.
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
 
-.PHONY: install run test lint typecheck check clean
+.PHONY: install run test lint typecheck check clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# What the service needs to run, exactly as locked (every download checked against its
+# hash), then authsvc itself; the Dockerfile installs the same way.
+$(VENV)/.runtime: $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# The tests, linters and the benchmark on top of the locked runtime.
+$(VENV)/.installed: $(VENV)/.runtime pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
@@ -21,12 +33,22 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 
 install: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
 
-# Starts authsvc on the embedded SQLite database (./authsvc.db) on http://127.0.0.1:8000.
-# A secret is generated for this run unless NEXTAUTH_SECRET is already set.
-run: $(VENV)/.installed
-	NEXTAUTH_SECRET="$${NEXTAUTH_SECRET:-$$($(BIN)/authsvc gen-secret)}" \
-	NEXTAUTH_URL="$${NEXTAUTH_URL:-http://localhost:8000}" \
-	$(BIN)/authsvc serve --host 127.0.0.1 --port 8000
+# The first start writes .env (`authsvc init`: a new secret, NEXTAUTH_URL on this port);
+# every later start and every authsvc command run here reads it, so sessions survive.
+.env: | $(VENV)/.runtime
+	$(BIN)/authsvc init --url http://127.0.0.1:$(PORT)
+
+# Starts authsvc on the embedded SQLite database (./authsvc.db) on http://127.0.0.1:8000,
+# with the settings in .env (variables set in the environment win).
+run: $(VENV)/.runtime .env
+	$(BIN)/authsvc serve --host 127.0.0.1 --port $(PORT)
+
+# Re-resolve the runtime dependencies of pyproject.toml into the lock (for every platform
+# and Python 3.11+), with the hashes of every file.
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--quiet -o $(LOCK)
 
 test: install
 	$(BIN)/pytest

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -15,12 +16,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from authsvc.cli import run
+from authsvc.migrations import upgrade
+from tests.processes import AUTHSVC, stop, wait_until_up
 
 SECRET_VARIABLES = ("NEXTAUTH_SECRET", "AUTH_SECRET", "NEXTAUTH_SECRET_PREVIOUS")
 UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
@@ -216,12 +221,12 @@ def test_set_role_with_an_invalid_email_exits_1(capsys: pytest.CaptureFixture[st
 # --- configuration errors ---------------------------------------------------------------
 
 
-def test_a_missing_secret_exits_1_and_says_how_to_make_one(
+def test_serve_without_a_secret_exits_1_and_says_how_to_make_one(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NEXTAUTH_SECRET")
 
-    status, _, err = cli(capsys, "migrate")
+    status, _, err = cli(capsys, "serve")
 
     assert status == 1
     line = assert_one_error_line(err)
@@ -229,27 +234,36 @@ def test_a_missing_secret_exits_1_and_says_how_to_make_one(
     assert "openssl rand -base64 32" in line
 
 
-def test_a_16_byte_secret_exits_1(
+def test_serve_with_a_16_byte_secret_exits_1(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEXTAUTH_SECRET", base64.b64encode(secrets.token_bytes(16)).decode())
 
-    status, _, err = cli(capsys, "migrate")
+    status, _, err = cli(capsys, "serve")
 
     assert status == 1
     line = assert_one_error_line(err)
     assert "NEXTAUTH_SECRET is too short" in line
 
 
-def test_a_secret_error_stops_create_user_before_touching_the_database(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_path: Path
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("migrate",),
+        ("create-user", "--email", "ada@example.com", "--password", "correct horse"),
+        ("doctor",),
+    ],
+    ids=["migrate", "create-user", "doctor"],
+)
+def test_commands_that_sign_nothing_need_no_secret(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
 ) -> None:
     monkeypatch.delenv("NEXTAUTH_SECRET")
+    cli(capsys, "migrate")
 
-    status, _, _ = create_user(capsys)
+    status, _, err = cli(capsys, *args)
 
-    assert status == 1
-    assert not database_path.exists()
+    assert (status, err) == (0, "")
 
 
 def test_an_unsupported_database_scheme_exits_1(
@@ -458,3 +472,282 @@ def test_a_wrong_authsvc_app_stops_create_user_with_one_line(
     status, _, err = create_user(capsys)
     assert status == 1
     assert "app module 'shop_nowhere' not found" in assert_one_error_line(err)
+
+
+# --- the first run: `authsvc init` writes .env, which every command reads ------------------
+# The real console script in a directory of its own, with none of the shell's settings.
+
+
+def bare_environment(**extra: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("NEXTAUTH_", "AUTHSVC_", "AUTH_")) and name != "DATABASE_URL"
+    }
+    env.update(extra)
+    return env
+
+
+def authsvc(directory: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(AUTHSVC), *args],
+        cwd=directory,
+        env=bare_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def env_file(directory: Path) -> dict[str, str]:
+    lines = (directory / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@contextmanager
+def serving(directory: Path, port: int, **env: str) -> Iterator[Path]:
+    """`authsvc serve` in `directory` until the block ends; yields its log."""
+    log = directory / f"serve-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(AUTHSVC), "serve", "--port", str(port)],
+            cwd=directory,
+            env=bare_environment(**env),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", process, log, 30)
+        yield log
+    finally:
+        stop(process)
+
+
+def test_init_writes_a_private_env_file_with_a_new_secret_and_the_local_url(
+    tmp_path: Path,
+) -> None:
+    result = authsvc(tmp_path, "init")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1 and "wrote .env" in result.stdout
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+    written = env_file(tmp_path)
+    assert written["NEXTAUTH_URL"] == "http://127.0.0.1:8000"
+    assert len(base64.b64decode(written["NEXTAUTH_SECRET"], validate=True)) == 32
+
+
+def test_init_leaves_an_existing_env_file_alone(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("NEXTAUTH_SECRET=mine\n")
+
+    result = authsvc(tmp_path, "init")
+
+    assert (result.returncode, result.stdout) == (0, ".env already exists: left alone\n")
+    assert (tmp_path / ".env").read_text() == "NEXTAUTH_SECRET=mine\n"
+
+
+def test_every_command_reads_the_env_file_init_wrote(tmp_path: Path) -> None:
+    authsvc(tmp_path, "init")
+    (tmp_path / ".env").open("a").write("DATABASE_URL=sqlite+aiosqlite:///./from-env-file.db\n")
+
+    created = authsvc(tmp_path, "create-user", "--email", "ana@example.com", "--password", "p" * 9)
+    promoted = authsvc(tmp_path, "set-role", "--email", "ana@example.com", "--role", "ADMIN")
+
+    assert (created.returncode, promoted.returncode) == (0, 0), created.stderr + promoted.stderr
+    assert stored_users(tmp_path / "from-env-file.db")[0][1:] == ("ana@example.com", "ADMIN")
+
+
+def test_a_variable_in_the_environment_wins_over_the_env_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=sqlite+aiosqlite:///./file.db\n")
+
+    authsvc(
+        tmp_path,
+        *("create-user", "--email", "ana@example.com", "--password", "p" * 9),
+        DATABASE_URL="sqlite+aiosqlite:///./environment.db",
+    )
+
+    assert (tmp_path / "environment.db").exists() and not (tmp_path / "file.db").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("serve",), ("migrate",), ("create-user", "--email", "a@example.com", "--password", "p" * 9)],
+    ids=["serve", "migrate", "create-user"],
+)
+def test_a_bad_env_line_stops_every_command_with_one_line_naming_the_line_not_its_content(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    authsvc(tmp_path, "init")
+    (tmp_path / ".env").open("a").write("AUTHSVC_LOG_LEVEL='debug' # ok\nhunter2 secret words\n")
+
+    result = authsvc(tmp_path, *args)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "authsvc: error: .env line 6: not NAME=value (quote a value with spaces; # starts a "
+        "comment)"
+    ]
+    assert not (tmp_path / "authsvc.db").exists()
+
+
+def test_restarting_serve_keeps_everyone_signed_in(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    authsvc(tmp_path, "init", "--url", base)
+    authsvc(tmp_path, "create-user", "--email", "ana@example.com", "--password", "p" * 9)
+    with httpx.Client(base_url=base, timeout=5) as browser:
+        with serving(tmp_path, port):
+            csrf = browser.get("/api/auth/csrf").json()["csrfToken"]
+            form = {"email": "ana@example.com", "password": "p" * 9, "csrfToken": csrf}
+            assert browser.post("/api/auth/callback/credentials", data=form).status_code == 302
+        with serving(tmp_path, port):
+            session = browser.get("/api/auth/session").json()
+
+    assert session["user"]["email"] == "ana@example.com"
+
+
+def test_serve_prints_the_sign_in_page_of_nextauth_url(tmp_path: Path) -> None:
+    port = free_port()
+    authsvc(tmp_path, "init", "--url", f"http://127.0.0.1:{port}")
+
+    with serving(tmp_path, port) as log:
+        printed = log.read_text()
+
+    assert f"sign-in page: http://127.0.0.1:{port}/api/auth/signin" in printed
+
+
+# --- start-up and usage failures: one line on stderr, non-zero exit ------------------------
+
+
+def test_an_unknown_log_level_stops_serve_with_one_line(tmp_path: Path) -> None:
+    result = authsvc(tmp_path, "serve", NEXTAUTH_SECRET=new_secret(), AUTHSVC_LOG_LEVEL="verbose")
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "authsvc: error: invalid setting AUTHSVC_LOG_LEVEL: Input should be 'critical', "
+        "'error', 'warning', 'info', 'debug' or 'trace'"
+    ]
+
+
+def test_a_log_level_in_capitals_is_accepted(tmp_path: Path) -> None:
+    port = free_port()
+
+    with serving(tmp_path, port, NEXTAUTH_SECRET=new_secret(), AUTHSVC_LOG_LEVEL="WARNING") as log:
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+
+    assert "INFO" not in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--port", "99999"), "argument --port: must be 1 to 65535, got 99999"),
+        (("--port", "0"), "argument --port: must be 1 to 65535, got 0"),
+        (("--port", "http"), "argument --port: not a whole number: 'http'"),
+        (("--workers", "0"), "argument --workers: must be at least 1, got 0"),
+    ],
+    ids=["port-99999", "port-0", "port-http", "workers-0"],
+)
+def test_serve_refuses_a_port_or_worker_count_out_of_range_with_one_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = authsvc(tmp_path, "serve", *args, NEXTAUTH_SECRET=new_secret())
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"authsvc serve: error: {message} (see `authsvc serve --help`)"
+    ]
+
+
+def test_a_usage_error_is_one_line(tmp_path: Path) -> None:
+    result = authsvc(tmp_path, "create-user", "--email", "ana@example.com")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "authsvc create-user: error: the following arguments are required: --password "
+        "(see `authsvc create-user --help`)"
+    ]
+
+
+def test_a_missing_sqlite_directory_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-directory"
+
+    result = authsvc(tmp_path, "migrate", DATABASE_URL=f"sqlite+aiosqlite:///{missing}/a.db")
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "authsvc: error: the directory of the SQLite database in DATABASE_URL does not exist: "
+        f"{missing}"
+    ]
+
+
+async def test_a_migration_error_is_one_line(empty_postgres: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(empty_postgres)
+    await conn.execute("CREATE TABLE users (id integer)")  # someone else's table
+    await conn.close()
+
+    result = await asyncio.to_thread(authsvc, tmp_path, "migrate", DATABASE_URL=empty_postgres)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        'authsvc: error: migration failed: DuplicateTableError: relation "users" already exists'
+    ]
+
+
+def test_serve_with_no_sign_in_method_starts_with_one_loud_warning(tmp_path: Path) -> None:
+    port = free_port()
+
+    with serving(tmp_path, port, NEXTAUTH_SECRET=new_secret(), AUTHSVC_CREDENTIALS="false") as log:
+        providers = httpx.get(f"http://127.0.0.1:{port}/api/auth/providers", timeout=5)
+
+    assert providers.json() == {}
+    warnings = [line for line in log.read_text().splitlines() if " WARNING " in line]
+    assert len(warnings) == 1
+    assert "no sign-in method is enabled (AUTHSVC_CREDENTIALS=false" in warnings[0]
+
+
+# --- PostgreSQL is migrated by `authsvc migrate`, never behind serve's back ---------------
+
+
+async def test_serve_refuses_a_postgres_database_never_migrated_and_names_the_fix(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    result = await asyncio.to_thread(
+        authsvc, tmp_path, "serve", NEXTAUTH_SECRET=new_secret(), DATABASE_URL=empty_postgres
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "authsvc: error: the database is not ready: authsvc's tables: not created yet: "
+        "run `authsvc migrate`"
+    ]
+
+
+async def test_serve_refuses_a_postgres_database_behind_the_code(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(upgrade, empty_postgres, "0002_accounts")
+
+    result = await asyncio.to_thread(
+        authsvc, tmp_path, "serve", NEXTAUTH_SECRET=new_secret(), DATABASE_URL=empty_postgres
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "authsvc: error: the database is not ready: authsvc's tables: at revision "
+        "0002_accounts, not 0003_sessions_valid_after: run `authsvc migrate`"
+    ]
+
+
+async def test_serve_starts_on_a_postgres_database_once_migrated(
+    empty_postgres: str, tmp_path: Path
+) -> None:
+    env = {"NEXTAUTH_SECRET": new_secret(), "DATABASE_URL": empty_postgres}
+    migrated = await asyncio.to_thread(authsvc, tmp_path, "migrate", **env)
+    port = free_port()
+
+    with serving(tmp_path, port, **env):
+        session = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/api/auth/session")
+
+    assert migrated.returncode == 0
+    assert session.json() == {}

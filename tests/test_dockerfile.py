@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import venv
@@ -85,20 +86,42 @@ def test_the_build_context_leaves_out_local_state() -> None:
 def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The build stage's RUN step, in a fresh virtualenv instead of /opt/authsvc."""
     target = tmp_path_factory.mktemp("image") / "venv"
+    make_venv, *installs = only(instructions(0), "RUN").split(" && ")
+    assert make_venv == "python -m venv /opt/authsvc"
     venv.create(target, with_pip=True)
-    run_step = only(instructions(0), "RUN")
-    assert (
-        run_step == "python -m venv /opt/authsvc && /opt/authsvc/bin/pip install --no-cache-dir ."
-    )
-    # The same pip command (the wheel built from this checkout, its dependencies from the
-    # registry), minus --no-cache-dir so repeated runs reuse downloads.
-    subprocess.run(
-        [str(target / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "."],
-        cwd=ROOT,
-        check=True,
-        timeout=600,
-    )
+    # The same pip commands (the locked dependencies, then the wheel built from this
+    # checkout), minus --no-cache-dir so repeated runs reuse downloads.
+    for install in installs:
+        command = install.replace("/opt/authsvc", str(target)).replace(" --no-cache-dir", "")
+        subprocess.run(
+            [*shlex.split(command), "--quiet", "--disable-pip-version-check"],
+            cwd=ROOT,
+            check=True,
+            timeout=600,
+        )
     return target
+
+
+def test_the_image_installs_only_the_locked_dependencies_with_their_hashes() -> None:
+    installs = only(instructions(0), "RUN").split(" && ")[1:]
+    assert installs == [
+        "/opt/authsvc/bin/pip install --no-cache-dir --require-hashes -r requirements.lock",
+        "/opt/authsvc/bin/pip install --no-cache-dir --no-deps .",
+    ]
+
+
+def test_the_image_holds_the_runtime_dependencies_and_no_development_tools(
+    image_venv: Path,
+) -> None:
+    listed = subprocess.run(
+        [str(image_venv / "bin" / "pip"), "list", "--format=json", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    installed = {entry["name"].lower() for entry in json.loads(listed.stdout)}
+    assert {"authsvc", "fastapi", "uvicorn", "sqlalchemy"} <= installed
+    assert not installed & {"pytest", "mypy", "ruff", "playwright", "matplotlib", "uv"}
 
 
 def test_the_installed_package_migrates_serves_and_passes_its_health_check(

@@ -11,21 +11,23 @@ import argparse
 import asyncio
 import base64
 import logging
+import logging.config
 import os
 import secrets
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from authsvc import __version__
 from authsvc.events import CreateUserEvent, Events, UpdateUserEvent
-from authsvc.settings import ConfigError, Settings, load_settings
+from authsvc.settings import ENV_FILE, ConfigError, Settings, load_settings, parse_public_url
 from authsvc.users.emails import normalize_email
 from authsvc.users.models import Role
 from authsvc.users.passwords import PasswordHasher, PasswordPolicyError
@@ -35,33 +37,75 @@ if TYPE_CHECKING:
     from authsvc.loader import ServedApp
 
 ROLE_NAMES = [role.value for role in Role]
+# Where `make run` serves and the README sends people; `init` writes it as NEXTAUTH_URL so
+# the sign-in form posts to the origin its page was loaded from (CSP form-action).
+LOCAL_URL = "http://127.0.0.1:8000"
+log = logging.getLogger("authsvc.serve")
 
 
 class CliError(Exception):
     """A failure to report as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line too (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _bounded(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="authsvc",
         description=(
             "NextAuth.js v4-compatible authentication service. Configuration comes from the "
-            "environment: NEXTAUTH_SECRET (required), NEXTAUTH_URL, DATABASE_URL, AUTHSVC_*."
+            "environment and from ./.env (`authsvc init` writes one): NEXTAUTH_SECRET "
+            "(required by serve), NEXTAUTH_URL, DATABASE_URL, AUTHSVC_*."
         ),
     )
     parser.add_argument("--version", action="version", version=f"authsvc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    init = commands.add_parser(
+        "init",
+        help="write ./.env with a new NEXTAUTH_SECRET",
+        description=f"Write {ENV_FILE} (readable by you only) with a newly generated "
+        "NEXTAUTH_SECRET and NEXTAUTH_URL, for every later command run in this directory. "
+        "An existing file is left alone.",
+    )
+    init.add_argument(
+        "--url",
+        default=LOCAL_URL,
+        help=f"NEXTAUTH_URL: where people open the service (default {LOCAL_URL})",
+    )
+
     serve = commands.add_parser(
         "serve",
         help="run the HTTP service",
         description="Run the HTTP service with uvicorn. On the embedded SQLite database the "
-        "schema is created or upgraded first.",
+        "schema is created or upgraded first; on PostgreSQL it must be current "
+        "(`authsvc migrate`).",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     serve.add_argument(
-        "--workers", type=int, default=1, help="worker processes (default 1; one per core)"
+        "--port", type=_bounded(1, 65535), default=8000, help="port to bind (default 8000)"
+    )
+    serve.add_argument(
+        "--workers", type=_bounded(1), default=1, help="worker processes (default 1; one per core)"
     )
     serve.add_argument(
         "--app",
@@ -142,10 +186,33 @@ def _prepare_database(settings: Settings) -> None:
 def _migrate(settings: Settings) -> None:
     from authsvc.migrations import migrate
 
+    _check_sqlite_directory(settings.database_url)
     try:
         migrate(settings)
     except Exception as exc:
-        raise CliError(f"migration failed: {type(exc).__name__}: {exc}") from None
+        raise CliError(f"migration failed: {_one_line(exc)}") from None
+
+
+def _check_sqlite_directory(database_url: str) -> None:
+    """SQLite creates its file but not the directory; say so before the driver fails."""
+    target = make_url(database_url)
+    if not target.drivername.startswith("sqlite") or target.database in (None, "", ":memory:"):
+        return
+    directory = Path(target.database).parent
+    if not directory.is_dir():
+        raise CliError(
+            f"the directory of the SQLite database in DATABASE_URL does not exist: {directory}"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's type and first line: a driver error without SQLAlchemy's wrapping (the
+    statement, the "Background on this error" link)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        # asyncpg's errors arrive adapted to DBAPI classes; the driver's own says more.
+        exc = exc.orig.__cause__ or exc.orig
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 @contextmanager
@@ -196,9 +263,13 @@ def _serve(args: argparse.Namespace) -> None:
     # Whatever the app, serve applies the same protections, from the settings it was
     # built with (the environment, unless the app was given its own).
     settings = app.settings
-    _prepare_database(settings)
-    if settings.prisma_mode:
+    logging.config.dictConfig(log_config(settings))
+    if settings.database_url.startswith("sqlite"):
+        _migrate(settings)
+    else:
         _refuse_unfit_database(settings)
+    _warn_without_sign_in(settings)
+    log.info("sign-in page: %s/signin", settings.public_url.base)
     with _metrics_group(settings, args.workers):
         uvicorn.run(
             app.target,
@@ -223,14 +294,62 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _refuse_unfit_database(settings: Settings) -> None:
+    """PostgreSQL is migrated as a release step (`authsvc migrate`), never by `serve`: a
+    schema that is missing, behind or (Prisma mode) unfit stops the start with the fix."""
     from authsvc.doctor import diagnose, problems
 
     found = problems(asyncio.run(diagnose(settings)))
-    if found:
+    if not found:
+        return
+    first = found[0]
+    if settings.prisma_mode:
         raise CliError(
-            f"the database does not fit AUTHSVC_USER_SCHEMA=prisma: {found[0].subject}: "
-            f"{found[0].detail} (`authsvc doctor` lists every problem and its fix)"
+            f"the database does not fit AUTHSVC_USER_SCHEMA=prisma: {first.subject}: "
+            f"{first.detail} (`authsvc doctor` lists every problem and its fix)"
         )
+    raise CliError(f"the database is not ready: {first.subject}: {first.detail}: {first.fix}")
+
+
+def _warn_without_sign_in(settings: Settings) -> None:
+    """No sign-in method is a valid set-up (authsvc only checks sessions the storefront's
+    next-auth signs in, e.g. while migrating), but an easy mistake: say it loudly."""
+    from authsvc.providers.registry import build_providers
+
+    if not settings.credentials_enabled and not build_providers(settings):
+        log.warning(
+            "no sign-in method is enabled (AUTHSVC_CREDENTIALS=false and no OAuth provider "
+            "configured): the sign-in page offers nothing; sessions can only come from "
+            "another app with the same NEXTAUTH_SECRET"
+        )
+
+
+def _init(args: argparse.Namespace) -> str:
+    """Write `.env` once: a fresh secret (so restarts keep everyone signed in) and the URL
+    people open. Created 0600 and exclusively, so an existing file is never overwritten."""
+    url = parse_public_url(args.url)
+    path = Path(ENV_FILE)
+    content = (
+        "# Written by `authsvc init`. Every authsvc command run in this directory reads it;\n"
+        "# variables set in the environment win. Keep it private: the secret signs sessions.\n"
+        f"NEXTAUTH_SECRET={_new_secret()}\n"
+        f"NEXTAUTH_URL={url.origin}\n"
+    )
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return f"{path} already exists: left alone"
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(content)
+    return (
+        f"wrote {path} (mode 0600): a new NEXTAUTH_SECRET and NEXTAUTH_URL={url.origin}, "
+        "read by every authsvc command run here"
+    )
+
+
+def _new_secret() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def _doctor(settings: Settings) -> int:
@@ -376,11 +495,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "gen-secret":
-            print(base64.b64encode(secrets.token_bytes(32)).decode())
+            print(_new_secret())
+        elif args.command == "init":
+            print(_init(args))
         elif args.command == "serve":
             _serve(args)
         else:
-            settings = load_settings()
+            # Only serve handles cookies and tokens: the others work without a secret.
+            settings = load_settings(require_secret=False)
             if args.command == "migrate":
                 _migrate(settings)
                 print("database is up to date")
@@ -399,7 +521,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"authsvc: error: {exc}", file=sys.stderr)
         return 1
     except (OSError, SQLAlchemyError) as exc:
-        print(f"authsvc: error: database unavailable: {type(exc).__name__}", file=sys.stderr)
+        print(f"authsvc: error: database unavailable: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -98,6 +98,8 @@ def log_config(settings: Settings) -> dict[str, Any]:
             "uvicorn": {"level": level},
             # authsvc writes its own access log (authsvc.access), with the trusted client.
             "uvicorn.access": {"level": "WARNING"},
+            # `serve` migrates SQLite at each start; only a problem is worth a line.
+            "alembic": {"level": "WARNING"},
         },
         "root": {"handlers": ["stderr"], "level": level},
     }

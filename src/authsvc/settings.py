@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from dotenv.parser import parse_stream
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -28,6 +29,8 @@ from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.tables import PRISMA_SCHEMA, PrismaMapError, PrismaNames, parse_prisma_map
 
 MIN_SECRET_BYTES = 32
+ENV_FILE = ".env"
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./authsvc.db"
 HOW_TO_MAKE_A_SECRET = "make one with `openssl rand -base64 32` or `authsvc gen-secret`"  # noqa: S105 - advice, not a secret
@@ -76,7 +79,7 @@ def parse_public_url(raw: str) -> PublicUrl:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
     secret: SecretStr | None = Field(
@@ -106,7 +109,8 @@ class Settings(BaseSettings):
     credentials_enabled: bool = Field(default=True, validation_alias="AUTHSVC_CREDENTIALS")
     # The app `authsvc serve` runs (MODULE:ATTR, see loader.py); None: authsvc's own.
     app: str | None = Field(default=None, validation_alias="AUTHSVC_APP")
-    log_level: str = Field(default="info", validation_alias="AUTHSVC_LOG_LEVEL")
+    # uvicorn's level names, any case (`INFO` as well as `info`).
+    log_level: LogLevel = Field(default="info", validation_alias="AUTHSVC_LOG_LEVEL")
     # `text` for people, `json` (one object a line) for log collectors.
     log_format: Literal["text", "json"] = Field(
         default="text", validation_alias="AUTHSVC_LOG_FORMAT"
@@ -249,6 +253,11 @@ class Settings(BaseSettings):
     # Prisma mode, where the storefront may still `bcrypt.compare` the same column.
     password_rehash: bool | None = Field(default=None, validation_alias="AUTHSVC_PASSWORD_REHASH")
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("previous_secrets", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
@@ -331,8 +340,25 @@ class Settings(BaseSettings):
             accepts=is_session_shaped,
         )
 
-    def check(self) -> Settings:
-        """Fail fast, with a message naming the variable and the fix."""
+    def check(self, *, require_secret: bool = True) -> Settings:
+        """Fail fast, with a message naming the variable and the fix. Commands that never
+        touch a cookie or a token (create-user, migrate, …) pass `require_secret=False`."""
+        if require_secret:
+            self._check_secrets()
+        self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
+        self._check_providers()
+        for variable, page in (
+            ("AUTHSVC_PAGES_SIGNIN", self.pages_signin),
+            ("AUTHSVC_PAGES_SIGNOUT", self.pages_signout),
+            ("AUTHSVC_PAGES_ERROR", self.pages_error),
+        ):
+            if page and not (page.startswith("/") and not page.startswith("//")):
+                check_endpoint(variable, page)
+        self._check_operations()
+        self._check_user_schema()
+        return self
+
+    def _check_secrets(self) -> None:
         secret = self.secret.get_secret_value() if self.secret else ""
         if not secret.strip():
             raise ConfigError(f"NEXTAUTH_SECRET is not set: {HOW_TO_MAKE_A_SECRET}")
@@ -347,18 +373,6 @@ class Settings(BaseSettings):
                     f"every NEXTAUTH_SECRET_PREVIOUS entry needs at least {MIN_SECRET_BYTES} bytes"
                 )
         self._check_authjs_secrets()
-        self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
-        self._check_providers()
-        for variable, page in (
-            ("AUTHSVC_PAGES_SIGNIN", self.pages_signin),
-            ("AUTHSVC_PAGES_SIGNOUT", self.pages_signout),
-            ("AUTHSVC_PAGES_ERROR", self.pages_error),
-        ):
-            if page and not (page.startswith("/") and not page.startswith("//")):
-                check_endpoint(variable, page)
-        self._check_operations()
-        self._check_user_schema()
-        return self
 
     @property
     def prisma_mode(self) -> bool:
@@ -506,12 +520,37 @@ def _check_cookie_domain(raw: str, public_url: PublicUrl) -> str:
     return domain
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read and check the settings; any problem becomes one ConfigError line."""
+def check_env_file(path: Path) -> None:
+    """Refuse a `.env` that python-dotenv (what pydantic-settings reads it with) would
+    partly skip with a warning: a setting silently missing is worse than stopping. The
+    message names the line, never its content (it may hold a secret)."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
+    except FileNotFoundError:
+        return
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    if bad:
+        lines = ", ".join(str(number) for number in bad)
+        raise ConfigError(
+            f"{path} line{'s' * (len(bad) > 1)} {lines}: not NAME=value (quote a value with "
+            "spaces; # starts a comment)"
+        )
+
+
+def load_settings(*, require_secret: bool = True, **overrides: object) -> Settings:
+    """Read and check the settings (environment first, then `.env`); any problem becomes
+    one ConfigError line."""
+    env_file = overrides.get("_env_file", ENV_FILE)
+    if isinstance(env_file, str | Path):
+        check_env_file(Path(env_file))
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
-    return settings.check()
+    return settings.check(require_secret=require_secret)
