@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +14,10 @@ import httpx
 import pytest
 import yaml
 
+from authsvc.cli import run
 from authsvc.forward_auth import IDENTITY_HEADERS
 from authsvc.migrations import upgrade
-from authsvc.settings import Settings
+from authsvc.settings import Settings, load_settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from tests.conftest import BASE, SECRET
@@ -147,3 +151,72 @@ async def test_the_readme_callback_example_keeps_every_users_role() -> None:
     assert session["user"]["role"] == "ADMIN"
     assert claims is not None and claims["tier"] == "gold"
     await app.services.aclose()
+
+
+# --- docs/deployment.md's commands, as far as they run without Docker ----------------------
+
+
+def sh_block_after(document: str, heading: str) -> str:
+    text = (ROOT / document).read_text()
+    rest = text[text.index(heading) :]
+    match = re.search(r"```sh\n(.*?)```", rest, re.DOTALL)
+    assert match is not None, f"no sh block after {heading!r} in {document}"
+    return match.group(1)
+
+
+def test_the_documented_docker_run_starts_the_image_with_settings_that_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    command = sh_block_after("docs/deployment.md", "## The container")
+    # The command runs literally in bash, with `docker` standing in to hand back its arguments.
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "docker() { printf '%s\\0' \"$@\"; }\n" + command],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    args = result.stdout.split("\0")[:-1]
+    assert args[:3] == ["run", "-p", "8000:8000"] and args[-1] == "authsvc"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "docker build -t authsvc ." in dockerfile and "EXPOSE 8000" in dockerfile
+    variables = [value for flag, value in itertools.pairwise(args) if flag == "-e"]
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("NEXTAUTH_", "AUTHSVC_", "AUTH_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    for variable in variables:
+        monkeypatch.setenv(*variable.split("=", 1))
+
+    settings = load_settings()
+
+    assert settings.public_url.origin == "https://shop.example.com"
+    assert settings.trusted_proxies == ["10.0.0.0/8"]
+
+
+def test_the_documented_subdomain_settings_load_as_a_dotenv_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    block = sh_block_after("docs/deployment.md", "## Frontends on another subdomain")
+    (tmp_path / ".env").write_text(f"NEXTAUTH_SECRET={SECRET}\n{block}")
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("NEXTAUTH_", "AUTHSVC_", "AUTH_")):
+            monkeypatch.delenv(name)
+
+    settings = load_settings()
+
+    assert settings.cookie_policy.domain == "example.com"
+    assert settings.cors_origins == ["https://shop.example.com"]
+
+
+def test_the_readme_lists_every_command_and_only_those(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = (ROOT / "README.md").read_text()
+    listing = text[text.index("## Command line") :]
+    listing = listing[: listing.index("```\n", listing.index("```text") + 7)]
+    documented = set(re.findall(r"^authsvc ([a-z-]+)", listing, re.MULTILINE))
+    with pytest.raises(SystemExit):
+        run(["--help"])
+    commands = set(re.findall(r"^    ([a-z-]+)(?:  |\n)", capsys.readouterr().out, re.MULTILINE))
+    assert documented == commands
