@@ -751,3 +751,15 @@ async def test_serve_starts_on_a_postgres_database_once_migrated(
 
     assert migrated.returncode == 0
     assert session.json() == {}
+
+
+def test_serve_starts_unready_on_an_unreachable_postgres_with_one_warning(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"NEXTAUTH_SECRET": new_secret(), "DATABASE_URL": UNREACHABLE_POSTGRES}
+
+    with serving(tmp_path, port, **env) as log:
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+
+    assert ready.status_code == 503
+    at_start = [line for line in log.read_text().splitlines() if "WARNING authsvc.serve" in line]
+    assert len(at_start) == 1 and "database unreachable, its schema not checked" in at_start[0]

@@ -298,7 +298,13 @@ def _refuse_unfit_database(settings: Settings) -> None:
     schema that is missing, behind or (Prisma mode) unfit stops the start with the fix."""
     from authsvc.doctor import diagnose, problems
 
-    found = problems(asyncio.run(diagnose(settings)))
+    try:
+        found = problems(asyncio.run(diagnose(settings)))
+    except (OSError, SQLAlchemyError) as exc:
+        # An outage at start-up is /readyz's to report: the replica takes traffic once the
+        # database is back, with no restart. Only a database that answers is judged.
+        log.warning("database unreachable, its schema not checked: %s", _one_line(exc))
+        return
     if not found:
         return
     first = found[0]
