@@ -153,7 +153,7 @@ def _nested_deeper_than(value: Any, limit: int) -> bool:
 
 
 def _encodable(value: Any) -> bool:
-    """JSON `\ud800` escapes decode to lone surrogates, which nothing downstream can encode."""
+    """A JSON `\\ud800` escape decodes to a lone surrogate, which nothing can encode."""
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
