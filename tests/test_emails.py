@@ -170,3 +170,23 @@ def test_normalize_email_gives_none_or_a_single_at_fixed_point(raw: str) -> None
 @given(st.emails(domains=domains(max_length=253)))
 def test_every_plain_address_hypothesis_makes_is_accepted(raw: str) -> None:
     assert normalize_email(raw) == raw.lower()
+
+
+def test_a_domain_with_sharp_s_keeps_it_as_idna_2008_does() -> None:
+    assert normalize_email("ada@straße.de") == "ada@xn--strae-oqa.de"
+
+
+def test_a_domain_with_final_sigma_keeps_it_as_idna_2008_does() -> None:
+    assert normalize_email("ada@ς.gr") == "ada@xn--3xa.gr"
+
+
+def test_a_domain_spelled_with_ss_is_another_domain_than_the_sharp_s_one() -> None:
+    assert normalize_email("ada@strasse.de") == "ada@strasse.de"
+
+
+def test_a_domain_idna_2008_disallows_is_refused() -> None:
+    assert normalize_email("ada@☃.net") is None
+
+
+def test_a_domain_in_invalid_punycode_is_refused() -> None:
+    assert normalize_email("ada@xn--a.com") is None

@@ -11,6 +11,7 @@ import argon2
 import bcrypt
 import pytest
 
+from authsvc.hotpath import AuthService
 from authsvc.providers.credentials import authorize
 from authsvc.users.passwords import (
     HASHING_NICENESS,
@@ -20,6 +21,7 @@ from authsvc.users.passwords import (
     hash_format,
 )
 from authsvc.users.repository import UserRecord
+from tests.conftest import add_user
 from tests.fakes import InMemoryUsers
 
 PASSWORD = "correct horse battery staple"
@@ -535,3 +537,37 @@ async def test_the_event_loop_keeps_running_while_a_password_is_hashed(
     await hasher.hash("a long enough password")
     task.cancel()
     assert ticks > 10
+
+
+# --- addresses stored before IDNA 2008 ----------------------------------------------------
+# Before authsvc mapped domains with UTS #46 / IDNA 2008, `ada@straße.de` was stored as
+# `ada@strasse.de` (IDNA 2003). Under IDNA 2008 these are two domains, possibly with two
+# owners, so nothing maps one onto the other: the stored form keeps signing in as it is.
+
+
+async def test_an_address_stored_in_its_idna_2003_form_still_signs_in_as_stored(
+    app: AuthService,
+) -> None:
+    user = await add_user(app, "ada@strasse.de", PASSWORD)
+
+    result = await authorize(
+        {"email": "Ada@Strasse.de", "password": PASSWORD},
+        users=app.services.users,
+        hasher=app.services.hasher,
+    )
+
+    assert result is not None and result.id == user.id
+
+
+async def test_the_sharp_s_domain_does_not_sign_in_to_the_ss_domain_account(
+    app: AuthService,
+) -> None:
+    await add_user(app, "ada@strasse.de", PASSWORD)
+
+    result = await authorize(
+        {"email": "ada@straße.de", "password": PASSWORD},
+        users=app.services.users,
+        hasher=app.services.hasher,
+    )
+
+    assert result is None

@@ -3,12 +3,19 @@
 NFKC first, then validation (GHSA-7rqj-j65f-68wh: a fullwidth at sign (U+FF20) must not become a
 second `@` after the checks). Quoted local parts, comments, lists and whitespace are
 refused outright (GHSA-5jpx-9hw9-2fx4, GHSA-xv97-c62v-4587).
+
+The domain is mapped and checked as browsers and mail software do (UTS #46 processing,
+non-transitional, then IDNA 2008): `straße.de` is `xn--strae-oqa.de`, its own domain, not
+`strasse.de` as Python's built-in IDNA 2003 codec would have it; symbols and emoji that
+IDNA 2008 disallows are refused.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+import idna
 
 MAX_LENGTH = 320
 _FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f\"(),:;<>\[\]\\]")
@@ -40,8 +47,8 @@ def normalize_email(raw: object) -> str | None:
 
 def _ascii_domain(domain: str) -> str | None:
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
+        ascii_domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    except UnicodeError:  # idna.IDNAError is one
         return None
     labels = ascii_domain.split(".")
     if len(labels) < 2 or len(ascii_domain) > 253:
