@@ -173,14 +173,16 @@ def test_the_library_dependency_accepts_the_storefronts_database_url(
     assert auth.settings.database_url.startswith("postgresql://")
 
 
-def test_the_library_dependency_refuses_an_unusable_database_url_in_one_line(
+def test_the_library_dependency_leaves_a_database_url_it_never_uses_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The service importing authsvc.dependencies owns DATABASE_URL; no database is read."""
     monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
     monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db?sslcert=./ca.pem")
 
-    with pytest.raises(ConfigError, match="PGSSLROOTCERT"):
-        SessionAuth.from_env()
+    auth = SessionAuth.from_env()
+
+    assert auth.settings.database_url == "postgres://u@h/db?sslcert=./ca.pem"
 
 
 def test_the_cli_migrates_and_adds_users_through_a_postgres_url(

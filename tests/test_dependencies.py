@@ -4,8 +4,12 @@ No `from __future__ import annotations` here: the service's routes are closures 
 `Depends(auth....)` annotations FastAPI must evaluate where they are defined.
 """
 
+import json
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -15,6 +19,7 @@ from fastapi import Depends, FastAPI
 from authsvc.callbacks import JwtParams
 from authsvc.dependencies import Session, SessionAuth
 from authsvc.hotpath import AuthService
+from authsvc.settings import ConfigError
 from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.models import Role
@@ -195,3 +200,91 @@ async def test_v5_mode_refuses_a_next_auth_v4_token(v5_shop: httpx.AsyncClient) 
 
 async def test_v4_mode_refuses_an_authjs_v5_token(shop: httpx.AsyncClient) -> None:
     assert (await shop.get("/me", headers=cookie(v5_token(role="STAFF")))).status_code == 401
+
+
+# --- in another service's process ---------------------------------------------------------
+# A service that imports authsvc.dependencies gets FastAPI and the token and cookie code,
+# none of authsvc's database, OAuth, metrics, throttling or command-line stack, and reads
+# only the settings a session needs (its own DATABASE_URL is its business).
+
+SERVER_ONLY = (
+    "sqlalchemy",
+    "alembic",
+    "asyncpg",
+    "aiosqlite",
+    "httpx_oauth",
+    "prometheus_client",
+    "limits",
+    "redis",
+    "argon2",
+    "authsvc.db",
+    "authsvc.app",
+    "authsvc.cli",
+    "authsvc.oauth",
+    "authsvc.metrics",
+    "authsvc.throttle",
+    "authsvc.users.repository",
+)
+# Loads the modules, then says which ones and how long it took, as JSON.
+IMPORT_PROBE = """
+import json, sys, time
+started = time.perf_counter()
+import {module}
+print(json.dumps({{"seconds": time.perf_counter() - started, "modules": sorted(sys.modules)}}))
+"""
+# What authsvc.dependencies may add to FastAPI's own modules: the JWE codecs (python-jose,
+# cryptography), pydantic-settings and authsvc's session code. It was ~410 (the server).
+MAX_MODULES_BEYOND_FASTAPI = 200
+
+
+def import_in_a_fresh_interpreter(module: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE.format(module=module)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_importing_the_dependencies_loads_no_server_module() -> None:
+    loaded = set(import_in_a_fresh_interpreter("authsvc.dependencies")["modules"])
+    assert sorted(loaded & set(SERVER_ONLY)) == []
+
+
+def test_importing_the_dependencies_adds_few_modules_to_fastapi_s(
+    record_property: Callable[[str, object], None],
+) -> None:
+    fastapi_alone = import_in_a_fresh_interpreter("fastapi")
+    dependencies = import_in_a_fresh_interpreter("authsvc.dependencies")
+    beyond = len(dependencies["modules"]) - len(fastapi_alone["modules"])
+    # Measured, not asserted (timings belong in bench/): shown with `pytest -rA`-style reports.
+    record_property("modules", len(dependencies["modules"]))
+    record_property("seconds", round(dependencies["seconds"], 3))
+    assert beyond <= MAX_MODULES_BEYOND_FASTAPI
+
+
+@pytest.fixture
+def service_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Another team's service: its own working directory and a MySQL DATABASE_URL."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("NEXTAUTH_URL", SHOP)
+    monkeypatch.setenv("DATABASE_URL", "mysql://orders:pw@db.internal:3306/orders")
+
+
+@pytest.mark.usefixtures("service_environment")
+async def test_from_env_reads_sessions_in_a_service_with_its_own_database_url() -> None:
+    app = orders_service(SessionAuth.from_env())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SHOP) as http:
+        response = await http.get("/me", headers=cookie(token(id="u1", role="STAFF")))
+    assert response.json()["role"] == "STAFF"
+
+
+@pytest.mark.usefixtures("service_environment")
+def test_from_env_still_refuses_a_missing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEXTAUTH_SECRET")
+    with pytest.raises(ConfigError, match="NEXTAUTH_SECRET is not set"):
+        SessionAuth.from_env()

@@ -36,7 +36,7 @@ from authsvc.lookups import BoundedLookups
 from authsvc.redirects import RedirectCallback as RedirectCallback
 from authsvc.redirects import default_redirect as default_redirect
 from authsvc.tokens import Claims
-from authsvc.users.repository import UserLookup, UserRecord
+from authsvc.users.records import UserLookup, UserRecord
 
 if TYPE_CHECKING:
     from authsvc.settings import Settings

@@ -54,10 +54,9 @@ from authsvc.freshness import RoleFreshness
 from authsvc.lookups import BoundedLookups, session_lookups
 from authsvc.revocation import RevocationCheck
 from authsvc.session import SessionServices, request_token, resolve_session
-from authsvc.settings import Settings, load_settings
+from authsvc.settings import Settings, read_settings
 from authsvc.tokens import Claims, TokenCodec
-from authsvc.users.models import ROLES
-from authsvc.users.repository import UserLookup, UserRecord
+from authsvc.users.records import ROLES, UserLookup, UserRecord
 
 if TYPE_CHECKING:
     from authsvc.hotpath import AuthService
@@ -142,7 +141,9 @@ class SessionAuth:
     ) -> None:
         callbacks = Callbacks(jwt=jwt_callback, session=session_callback or default_session)
         lookups = session_lookups(settings, LOOKUP_SLOTS)
-        self._read_with(OwnServices(settings.check(), settings.session_codec(), callbacks, lookups))
+        self._read_with(
+            OwnServices(settings.check_session(), settings.session_codec(), callbacks, lookups)
+        )
 
     def _read_with(self, services: SessionServices) -> None:
         self.services = services
@@ -152,8 +153,10 @@ class SessionAuth:
 
     @classmethod
     def from_env(cls, **callbacks: Any) -> SessionAuth:
-        """Settings from the environment and `.env`, exactly as authsvc reads them."""
-        return cls(load_settings(), **callbacks)
+        """Settings from the environment and `.env`, exactly as authsvc reads them. Only
+        what reading a session needs is checked (the secrets, NEXTAUTH_URL, the cookie
+        domain): the service's own DATABASE_URL or other settings are none of ours."""
+        return cls(read_settings(), **callbacks)
 
     @classmethod
     def from_app(cls, app: AuthService) -> SessionAuth:

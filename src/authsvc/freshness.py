@@ -22,7 +22,7 @@ from collections import OrderedDict
 from authsvc.callbacks import claims_from_user
 from authsvc.lookups import BoundedLookups
 from authsvc.tokens import Claims
-from authsvc.users.repository import UserLookup, UserRecord
+from authsvc.users.records import UserLookup, UserRecord
 
 log = logging.getLogger("authsvc.freshness")
 

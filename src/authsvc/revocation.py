@@ -28,7 +28,7 @@ from typing import Literal
 
 from authsvc.lookups import BoundedLookups
 from authsvc.tokens import Claims
-from authsvc.users.repository import UserLookup, UserRepository
+from authsvc.users.records import UserLookup, UserRepository
 
 log = logging.getLogger("authsvc.revocation")
 

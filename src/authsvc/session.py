@@ -30,7 +30,7 @@ from authsvc.cookies import decode_uri_component, read_session_token
 from authsvc.freshness import RoleFreshness
 from authsvc.revocation import RevocationCheck
 from authsvc.tokens import Claims, TokenCodec, is_session_shaped
-from authsvc.users.repository import UserRecord
+from authsvc.users.records import UserRecord
 
 log = logging.getLogger("authsvc.session")
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 from dotenv.parser import parse_stream
@@ -20,13 +20,15 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authsvc.cookies import CookiePolicy
-from authsvc.database_url import MAX_SCHEMA_BYTES, DatabaseUrlError, parse_database_url
 from authsvc.redirects import origin_of
-from authsvc.throttle import ThrottleConfigError, check_storage, parse_limit
 from authsvc.token_cache import TokenCache
 from authsvc.tokens import TokenCodec, is_session_shaped
 from authsvc.tokens_v5 import AuthjsTokenCodec
-from authsvc.users.tables import PRISMA_SCHEMA, PrismaMapError, PrismaNames, parse_prisma_map
+
+# The database, Prisma-table and throttling modules are imported by the checks that use
+# them: authsvc.dependencies reads these settings in other services without that stack.
+if TYPE_CHECKING:
+    from authsvc.users.tables import PrismaNames
 
 MIN_SECRET_BYTES = 32
 ENV_FILE = ".env"
@@ -344,8 +346,10 @@ class Settings(BaseSettings):
         """Fail fast, with a message naming the variable and the fix. Commands that never
         touch a cookie or a token (create-user, migrate, …) pass `require_secret=False`."""
         if require_secret:
-            self._check_secrets()
-        self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
+            self.check_session()
+        else:
+            self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
+            self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
         self._check_providers()
         for variable, page in (
             ("AUTHSVC_PAGES_SIGNIN", self.pages_signin),
@@ -356,6 +360,15 @@ class Settings(BaseSettings):
                 check_endpoint(variable, page)
         self._check_operations()
         self._check_user_schema()
+        return self
+
+    def check_session(self) -> Settings:
+        """What reading a session needs: the secrets, NEXTAUTH_URL and the cookie domain
+        (a service using authsvc.dependencies has none of the rest, and may have its own
+        DATABASE_URL)."""
+        self._check_secrets()
+        self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
+        self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
         return self
 
     def _check_secrets(self) -> None:
@@ -384,12 +397,17 @@ class Settings(BaseSettings):
 
     @property
     def prisma_names(self) -> PrismaNames:
+        from authsvc.users.tables import PrismaMapError, parse_prisma_map
+
         try:
             return parse_prisma_map(self.prisma_map)
         except PrismaMapError as exc:
             raise ConfigError(str(exc)) from None
 
     def _check_user_schema(self) -> None:
+        from authsvc.database_url import MAX_SCHEMA_BYTES, DatabaseUrlError, parse_database_url
+        from authsvc.users.tables import PRISMA_SCHEMA
+
         try:
             target = parse_database_url(self.database_url)
         except DatabaseUrlError as exc:
@@ -434,8 +452,9 @@ class Settings(BaseSettings):
                 )
 
     def _check_operations(self) -> None:
+        from authsvc.throttle import ThrottleConfigError, check_storage, parse_limit
+
         self.trusted_proxy_networks  # noqa: B018 - parsing raises ConfigError
-        self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
         try:
             check_storage(self.rate_limit_storage.get_secret_value())
             parse_limit("AUTHSVC_RATE_LIMIT_ACCOUNT", self.rate_limit_account)
@@ -541,16 +560,21 @@ def check_env_file(path: Path) -> None:
         )
 
 
-def load_settings(*, require_secret: bool = True, **overrides: object) -> Settings:
-    """Read and check the settings (environment first, then `.env`); any problem becomes
-    one ConfigError line."""
+def read_settings(**overrides: object) -> Settings:
+    """Read the settings (environment first, then `.env`), unchecked; a bad `.env` line or
+    a value of the wrong type becomes one ConfigError line."""
     env_file = overrides.get("_env_file", ENV_FILE)
     if isinstance(env_file, str | Path):
         check_env_file(Path(env_file))
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
-    return settings.check(require_secret=require_secret)
+
+
+def load_settings(*, require_secret: bool = True, **overrides: object) -> Settings:
+    """Read and check the settings (environment first, then `.env`); any problem becomes
+    one ConfigError line."""
+    return read_settings(**overrides).check(require_secret=require_secret)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from authsvc.users.models import ROLES
+from authsvc.users.records import ROLES
 
 if TYPE_CHECKING:
     from authsvc.token_cache import TokenCache

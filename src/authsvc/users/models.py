@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from cuid2 import Cuid
@@ -18,17 +17,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-class Role(enum.StrEnum):
-    CUSTOMER = "CUSTOMER"
-    ADMIN = "ADMIN"
-    DEVELOPER = "DEVELOPER"
-    STAFF = "STAFF"
-    WHOLESALE = "WHOLESALE"
-    FUNDRAISER = "FUNDRAISER"
-
-
-ROLES = frozenset(role.value for role in Role)
+# Re-exported: the roles belong to records.py, which needs no database.
+from authsvc.users.records import ROLES as ROLES
+from authsvc.users.records import Role as Role
 
 _cuid = Cuid(length=25)
 

@@ -1,13 +1,13 @@
-"""The user store: a small Protocol, and its SQLAlchemy implementation (on authsvc's own
-tables or on the storefront's Prisma tables; see tables.py)."""
+"""The user store on SQLAlchemy, on authsvc's own tables or on the storefront's Prisma
+tables (see tables.py). The protocols it implements are in records.py."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,97 +27,21 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from authsvc.users.models import Role, new_id
+from authsvc.users.models import new_id
+
+# Re-exported: the records and protocols live in records.py, which needs no database.
+from authsvc.users.records import AccountLinkedError as AccountLinkedError
+from authsvc.users.records import CheckStore as CheckStore
+from authsvc.users.records import Role
+from authsvc.users.records import UserExistsError as UserExistsError
+from authsvc.users.records import UserLookup as UserLookup
+from authsvc.users.records import UserRecord as UserRecord
+from authsvc.users.records import UserRepository as UserRepository
 from authsvc.users.tables import OWN_TABLES, UserTables
 
 log = logging.getLogger("authsvc.users")
 # What a UserRecord is read from, by column key (the names differ per layout).
 _RECORD_COLUMNS = ("id", "email", "name", "image", "role", "fundraiser_id", "password_hash")
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    """A user as the rest of the service sees it: plain data, detached from any session."""
-
-    id: str
-    email: str
-    name: str | None = None
-    image: str | None = None
-    role: Role = Role.CUSTOMER
-    fundraiser_id: str | None = None
-    password_hash: str | None = None
-    sessions_valid_after: int | None = None
-
-
-class UserExistsError(Exception):
-    """The (normalised) email is already taken."""
-
-
-class AccountLinkedError(Exception):
-    """The provider identity already belongs to a user."""
-
-
-class UserLookup(Protocol):
-    """The read side of the user store: what the session path and callbacks use."""
-
-    async def get_by_email(self, email: str) -> UserRecord | None: ...
-
-    async def get_by_id(self, user_id: str) -> UserRecord | None: ...
-
-
-class UserRepository(UserLookup, Protocol):
-    """What authsvc needs from a user store. Emails passed in are already normalised."""
-
-    async def create(
-        self,
-        *,
-        email: str,
-        name: str | None = None,
-        password_hash: str | None = None,
-        role: Role = Role.CUSTOMER,
-        image: str | None = None,
-        fundraiser_id: str | None = None,
-    ) -> UserRecord: ...
-
-    async def set_role(self, email: str, role: Role) -> UserRecord | None: ...
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
-
-    async def get_by_account(self, provider: str, provider_account_id: str) -> UserRecord | None:
-        """The user linked to this provider identity."""
-        ...
-
-    async def create_with_account(
-        self,
-        *,
-        email: str,
-        name: str | None,
-        image: str | None,
-        provider: str,
-        provider_account_id: str,
-    ) -> UserRecord:
-        """A new CUSTOMER and its provider link, atomically: both or neither."""
-        ...
-
-    async def link_account(self, user_id: str, provider: str, provider_account_id: str) -> None:
-        """Raises AccountLinkedError when the identity is linked already."""
-        ...
-
-    async def update_profile(
-        self, user_id: str, *, name: str | None, image: str | None
-    ) -> UserRecord | None: ...
-
-    async def revoke_sessions(self, user_id: str, at: int) -> bool:
-        """Refuse every token authenticated before `at`; False for an unknown user."""
-        ...
-
-
-class CheckStore(Protocol):
-    """Remembers redeemed OAuth checks so each can be used once."""
-
-    async def redeem(self, jti: str, expires_at: int) -> bool:
-        """True the first time a check is seen; False for a replay."""
-        ...
 
 
 class SqlAlchemyUserRepository:
