@@ -12,9 +12,17 @@ import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Route,
+    async_playwright,
+)
 
 from authsvc.app import create_app
 from authsvc.db import Database
@@ -153,4 +161,45 @@ async def test_the_pages_render_under_their_content_security_policy(
         await page.goto(base + path)
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(243, 244, 246)"  # the inline stylesheet was applied
+    assert violations == []
+
+
+# --- /docs with the network off ------------------------------------------------------------
+# An air-gapped cluster: every request that would leave loopback is refused (and recorded).
+
+
+@pytest.fixture
+async def offline_page(page: Page) -> tuple[Page, list[str]]:
+    """The page, with every request to a host other than this machine aborted."""
+    left_the_machine: list[str] = []
+
+    async def only_loopback(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            await route.continue_()
+        else:
+            left_the_machine.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await page.route("**/*", only_loopback)
+    return page, left_the_machine
+
+
+async def test_the_api_docs_render_every_route_without_the_network(
+    offline_page: tuple[Page, list[str]], base: str, violations: list[str]
+) -> None:
+    page, left_the_machine = offline_page
+    response = await page.goto(f"{base}/docs")
+    assert (
+        response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    )
+    await page.locator(".opblock").first.wait_for(timeout=15_000)
+    await shot(page, "api-docs")
+    paths = await page.locator(".opblock-summary-path").all_inner_texts()
+    assert {"/api/auth/session", "/api/auth/csrf", "/api/auth/verify", "/healthz"} <= {
+        path.replace("\u200b", "") for path in paths
+    }
+    # Opening an operation renders its examples (highlighted code) under the same policy.
+    await page.locator(".opblock-summary").filter(has_text="/api/auth/csrf").first.click()
+    await page.locator(".opblock-body").first.wait_for(timeout=5_000)
+    assert left_the_machine == []
     assert violations == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -42,12 +43,65 @@ def refs(node: Any) -> Iterator[str]:
             yield from refs(value)
 
 
-async def test_the_swagger_ui_is_served() -> None:
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings())
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
-        response = await http.get("/docs")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        yield client
+
+
+async def test_the_swagger_ui_is_served(http: httpx.AsyncClient) -> None:
+    response = await http.get("/docs")
     assert response.status_code == 200
-    assert "/openapi.json" in response.text
+    assert 'data-openapi-url="openapi.json"' in response.text
+
+
+async def test_the_docs_page_names_no_other_origin(http: httpx.AsyncClient) -> None:
+    page = (await http.get("/docs")).text
+    assert re.findall(r'(?:src|href)="([^"]+)"', page) == [
+        "docs/assets/favicon.png",
+        "docs/assets/swagger-ui.css",
+        "docs/assets/swagger-ui-bundle.js",
+        "docs/assets/start.js",
+    ]
+    assert "//" not in page
+
+
+async def test_the_docs_page_allows_scripts_from_its_own_origin_only(
+    http: httpx.AsyncClient,
+) -> None:
+    policy = (await http.get("/docs")).headers["content-security-policy"]
+    directives = dict(directive.strip().split(" ", 1) for directive in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert "unsafe" not in policy
+
+
+@pytest.mark.parametrize(
+    ("asset", "media_type"),
+    [
+        ("swagger-ui-bundle.js", "text/javascript"),
+        ("start.js", "text/javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("favicon.png", "image/png"),
+    ],
+)
+async def test_the_swagger_ui_assets_are_served_by_authsvc(
+    http: httpx.AsyncClient, asset: str, media_type: str
+) -> None:
+    response = await http.get(f"/docs/assets/{asset}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == media_type
+    assert response.content
+
+
+@pytest.mark.parametrize("name", ["../core.py", "..%2Fcore.py", "consts.py", "redoc.standalone.js"])
+async def test_no_other_file_is_served_as_a_docs_asset(http: httpx.AsyncClient, name: str) -> None:
+    assert (await http.get(f"/docs/assets/{name}")).status_code == 404
+
+
+async def test_redoc_is_not_offered(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/redoc")).status_code == 404
 
 
 def test_the_operations_endpoints_are_documented(document: dict[str, Any]) -> None:

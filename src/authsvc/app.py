@@ -16,7 +16,7 @@ from authsvc.events import Events
 from authsvc.hotpath import AuthService
 from authsvc.metrics import ObservabilityMiddleware
 from authsvc.openapi import install_openapi
-from authsvc.routes import auth, fallback, frontend, health, oauth, verify
+from authsvc.routes import api_docs, auth, fallback, frontend, health, oauth, verify
 from authsvc.services import build_services
 from authsvc.settings import Settings, load_settings
 from authsvc.users.passwords import PasswordHasher
@@ -55,8 +55,13 @@ def create_app(
         version=__version__,
         summary="NextAuth.js v4-compatible sessions as a stand-alone service.",
         lifespan=lifespan,
+        # /docs is authsvc's own (routes/api_docs.py): no CDN, a strict CSP, no ReDoc.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.include_router(health.router)
+    app.include_router(api_docs.router)
     for router in (auth.router, oauth.router, fallback.router):
         app.include_router(router, prefix=settings.public_url.base_path)
     if settings.cors_origins:
