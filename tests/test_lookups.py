@@ -40,8 +40,12 @@ async def test_a_late_read_times_out_for_the_caller_but_finishes_in_the_backgrou
     reads = lookups()
     with pytest.raises(TimeoutError):
         await reads.run("k", read)
-    await asyncio.wait_for(finished.wait(), 2)
-    assert reads.running == 0
+    # The slot is given back by the task's done callback, a loop turn or two after `read`
+    # returns (how many differs between Python versions), so wait for that, not the event.
+    async with asyncio.timeout(2):
+        while reads.running:  # noqa: ASYNC110 - a counter, nothing signals it
+            await asyncio.sleep(0.01)
+    assert finished.is_set()
 
 
 async def test_concurrent_reads_of_one_key_share_one_flight() -> None:
