@@ -9,7 +9,7 @@ PORT ?= 8000
 LOCK := requirements.lock
 UV_VERSION := 0.13.8
 
-.PHONY: install run test lint typecheck check clean lock
+.PHONY: install run test lint typecheck check clean lock smoke test-lowest
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,5 +62,43 @@ typecheck: $(VENV)/.installed
 
 check: lint typecheck test
 
+# The locked runtime dependencies only, in a fresh virtualenv per interpreter, then tests/smoke.py
+# (CLI, a real `authsvc serve`, sign-in, /session, /verify). .ci/run passes the interpreters
+# the whole suite does not run on: make smoke SMOKE_PYTHONS="/path/python3.11 /path/python3.12"
+SMOKE_PYTHONS ?= $(PYTHON)
+smoke:
+	for python in $(SMOKE_PYTHONS); do \
+	  venv=.venv-smoke-$$($$python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  rm -rf $$venv && $$python -m venv $$venv \
+	    && $$venv/bin/pip install --quiet --require-hashes -r $(LOCK) \
+	    && $$venv/bin/pip install --quiet --no-deps . \
+	    && $$venv/bin/python -m tests.smoke || exit 1; \
+	done
+
+# The lowest versions pyproject.toml allows for each direct dependency (uv's lowest-direct
+# resolution, on the oldest supported Python), checked to be exactly the declared minimums,
+# then the unit tests on them: the in-process tests of tokens, cookies, settings, routes,
+# the user store (SQLite and PostgreSQL), migrations, throttling (Redis) and the library
+# dependency; not the tests that drive Node, browsers, proxies or the CLI in processes.
+LOWEST := .venv-lowest
+LOWEST_PYTHON ?= $(PYTHON)
+UNIT_TESTS := $(addprefix tests/test_,$(addsuffix .py,callbacks cookies cors csrf \
+  database_url deps emails events forward_auth health lookups migrations oauth_checks \
+  openapi passwords providers_oauth redirects revocation routes_auth routes_context \
+  routes_v5 routes_verify settings token_cache tokens users_repository vectors \
+  dependencies throttle))
+test-lowest: $(VENV)/.installed
+	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
+	rm -rf $(LOWEST)
+	$(BIN)/uv venv --quiet --python $(LOWEST_PYTHON) $(LOWEST)
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip compile --quiet --resolution lowest-direct \
+	  --no-header --no-annotate pyproject.toml -o $(LOWEST)/requirements.txt
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip sync --quiet $(LOWEST)/requirements.txt
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet --no-deps -e .
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install --quiet -c $(LOWEST)/requirements.txt \
+	  pytest pytest-asyncio hypothesis
+	$(LOWEST)/bin/python -m tests.lowest_versions $(LOWEST)/requirements.txt
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider $(UNIT_TESTS)
+
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .venv-smoke-* $(NODE_DIR)/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -23,7 +23,15 @@ from tests.processes import ROOT
 
 # What a developer's checkout has that is not the project's: never copied into the build.
 LOCAL = shutil.ignore_patterns(
-    ".git", ".venv", "node_modules", "dist", "build", "*_cache", ".hypothesis", "__pycache__"
+    ".git",
+    ".venv",
+    ".venv-*",
+    "node_modules",
+    "dist",
+    "build",
+    "*_cache",
+    ".hypothesis",
+    "__pycache__",
 )
 DATABASE_FILES = ("authsvc.db", "authsvc.db-wal", "authsvc.db-shm", "authsvc.db-journal")
 
