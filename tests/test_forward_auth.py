@@ -1,14 +1,11 @@
-"""Forward-auth logic without HTTP: oauth2-proxy policy semantics, identity headers, trust."""
+"""Forward-auth logic without HTTP: oauth2-proxy policy semantics and identity headers."""
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from authsvc.callbacks import Callbacks, JwtParams
 from authsvc.forward_auth import (
@@ -18,12 +15,9 @@ from authsvc.forward_auth import (
     Identity,
     Policy,
     PolicyError,
-    client_address,
     decide,
-    header_value,
     identity_from_token,
     identity_headers,
-    original_request,
     parse_policy,
 )
 from authsvc.tokens import TokenCodec
@@ -32,7 +26,6 @@ from tests.fakes import InMemoryUsers, services_over
 
 ANA = Identity(user_id="u1", email="ana@shop.example.com", role="ADMIN", name="Ana")
 BOB = Identity(user_id="u2", email="bob@example.org", role="CUSTOMER")
-TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
 CODEC = TokenCodec([SECRET])
 
 
@@ -154,12 +147,6 @@ def test_control_characters_never_reach_a_header_value() -> None:
     assert identity_headers(identity)["X-Auth-Request-Name"] == "AnaX-Evil: 1"
 
 
-@given(st.text())
-def test_header_values_never_hold_cr_lf_or_nul(text: str) -> None:
-    value = header_value(text)
-    assert not any(char in value for char in "\r\n\x00")
-
-
 # --- the decision --------------------------------------------------------------------------
 
 
@@ -209,54 +196,3 @@ async def test_the_jwt_callback_completes_a_token_without_a_role() -> None:
 
 async def test_a_token_still_without_a_role_is_unauthenticated_not_allowed() -> None:
     assert await run_decide(ana_token(), []) == Deny("unauthenticated")
-
-
-# --- the original request and the client, through trusted proxies only ------------------------
-
-
-def test_an_untrusted_peer_cannot_choose_the_client_address() -> None:
-    assert client_address("203.0.113.9", "1.2.3.4", TRUSTED) == "203.0.113.9"
-
-
-def test_a_trusted_peer_names_the_rightmost_untrusted_hop() -> None:
-    chain = "198.51.100.1, 203.0.113.7, 10.1.2.3"
-    assert client_address("10.0.0.1", chain, TRUSTED) == "203.0.113.7"
-
-
-def test_no_trusted_proxies_means_the_peer_is_the_client() -> None:
-    assert client_address("10.0.0.1", "1.2.3.4", ()) == "10.0.0.1"
-
-
-def test_a_trusted_proxy_reports_the_original_method_and_path_without_query() -> None:
-    headers = {
-        "x-forwarded-method": "DELETE",
-        "x-forwarded-uri": "/orders/7?token=secret",
-        "x-forwarded-host": "shop.example.com",
-        "x-forwarded-for": "203.0.113.7",
-    }
-    original = original_request(
-        method="GET", path="/api/auth/verify", peer="::1", headers=headers, trusted=TRUSTED
-    )
-    assert (original.method, original.path, original.host, original.client) == (
-        "DELETE",
-        "/orders/7",
-        "shop.example.com",
-        "203.0.113.7",
-    )
-
-
-def test_forwarded_headers_from_an_untrusted_peer_are_ignored() -> None:
-    headers = {
-        "x-forwarded-method": "DELETE",
-        "x-forwarded-uri": "/admin",
-        "x-forwarded-for": "1.1.1.1",
-    }
-    original = original_request(
-        method="GET", path="/api/auth/verify", peer="192.0.2.1", headers=headers, trusted=TRUSTED
-    )
-    assert (original.method, original.path, original.host, original.client) == (
-        "GET",
-        "/api/auth/verify",
-        None,
-        "192.0.2.1",
-    )

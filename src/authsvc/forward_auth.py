@@ -1,4 +1,4 @@
-"""Forward-auth decisions, knowing nothing of HTTP: policy, identity headers, proxy trust.
+"""Forward-auth decisions, knowing nothing of HTTP: policy and identity headers.
 
 - **Policy**: oauth2-proxy's per-request query parameters. Each is a comma-separated list
   and may be repeated; an empty or absent parameter is no constraint; parameters of
@@ -8,25 +8,22 @@
 - **Identity**: the user id, email, role and name of a session, as the `X-Auth-Request-*`
   headers a proxy copies onto the upstream request. Every header is always present and
   non-empty, and no value holds a control character (CR, LF, NUL, ...).
-- **Forwarded**: what the proxy says about the original request (`X-Forwarded-*`),
-  believed only when the peer is a configured trusted proxy.
+
+What the proxy says about the original request is proxy_trust.py's.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
+from authsvc.proxy_trust import header_value
 from authsvc.session import SessionServices, resolve_token
 from authsvc.tokens import Claims
 from authsvc.users.models import ROLES
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ROLE_PARAMS = ("allowed_roles", "allowed_groups")
 EMAIL_PARAM = "allowed_emails"
@@ -41,8 +38,6 @@ GROUPS = "X-Auth-Request-Groups"
 ROLE = "X-Auth-Request-Role"
 NAME = "X-Auth-Request-Name"
 IDENTITY_HEADERS = (USER, EMAIL, PREFERRED_USERNAME, GROUPS, ROLE, NAME)
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PolicyError(ValueError):
@@ -141,13 +136,6 @@ def identity_from_token(token: Claims) -> Identity | None:
     )
 
 
-def header_value(text: str) -> str:
-    """`text` without control characters (no CR, LF or NUL can split a header)."""
-    if text.isprintable():  # the usual case, and much cheaper than the substitution
-        return text.strip()
-    return _CONTROL.sub("", text).strip()
-
-
 def identity_headers(identity: Identity) -> dict[str, str]:
     """Every identity header, non-empty; values may hold non-ASCII text (sent as UTF-8)."""
     email = header_value(identity.email)
@@ -216,58 +204,3 @@ async def decide(
     if not policy.allows(identity):
         return Deny("forbidden", identity=identity)
     return Allow(identity=identity, token=outcome.token)
-
-
-# --- the original request, as the proxy reports it --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OriginalRequest:
-    method: str
-    path: str  # without the query string, which may hold anything
-    host: str | None
-    client: str | None
-
-
-def is_trusted(address: str | None, trusted: Sequence[Network]) -> bool:
-    if not address or not trusted:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
-
-
-def client_address(
-    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
-) -> str | None:
-    """The client: the peer, or from a trusted peer the rightmost untrusted X-Forwarded-For hop."""
-    if not forwarded_for or not is_trusted(peer, trusted):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not is_trusted(hop, trusted):
-            return header_value(hop)[:64] or peer
-    return hops[0] if hops else peer
-
-
-def original_request(
-    *,
-    method: str,
-    path: str,
-    peer: str | None,
-    headers: Mapping[str, str],
-    trusted: Sequence[Network],
-) -> OriginalRequest:
-    """Method, path and client of the request the proxy is asking about."""
-    client = client_address(peer, headers.get("x-forwarded-for"), trusted)
-    if not is_trusted(peer, trusted):
-        return OriginalRequest(method=method, path=path, host=None, client=client)
-    uri = headers.get("x-forwarded-uri") or headers.get("x-original-uri") or path
-    return OriginalRequest(
-        method=header_value(headers.get("x-forwarded-method") or method)[:16],
-        path=header_value(uri.split("?", 1)[0])[:512],
-        host=header_value(headers.get("x-forwarded-host") or "")[:255] or None,
-        client=client,
-    )

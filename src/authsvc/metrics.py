@@ -39,7 +39,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authsvc.forward_auth import Network, client_address
+from authsvc.proxy_trust import Network, client_address
 
 access_log = logging.getLogger("authsvc.access")
 

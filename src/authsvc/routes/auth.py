@@ -21,8 +21,8 @@ from authsvc.cookies import has_session_cookie, session_cookie_headers
 from authsvc.db import DATABASE_ERRORS
 from authsvc.deps import ServicesDep
 from authsvc.events import SessionEvent, SignInEvent, SignOutEvent
-from authsvc.forward_auth import client_address
 from authsvc.providers import credentials
+from authsvc.proxy_trust import client_address
 from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
     JSON_UTF8,

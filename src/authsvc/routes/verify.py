@@ -33,7 +33,7 @@ from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from authsvc import forward_auth
+from authsvc import forward_auth, proxy_trust
 from authsvc.cookies import has_session_cookie, parse_cookie_header, session_cookie_headers
 from authsvc.deps import ServicesDep
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
@@ -220,7 +220,7 @@ def _log_decision(
         return
     peer = scope.get("client")
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-    original = forward_auth.original_request(
+    original = proxy_trust.original_request(
         method=scope["method"],
         path="/" + envoy_path if envoy_path is not None else scope["path"],
         peer=peer[0] if peer else None,
