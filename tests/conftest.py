@@ -215,3 +215,15 @@ def next_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NextAuth]:
 
     with oracle_process("oracle.js", "next-auth", tmp_path_factory.mktemp("oracle")) as process:
         yield NextAuth(process, "next-auth")
+
+
+@pytest.fixture
+async def example_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What an example reads when it builds its app: a secret, a URL, a migrated SQLite."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'authsvc.db'}"
+    await asyncio.to_thread(upgrade, url)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("NEXTAUTH_URL", BASE)
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url

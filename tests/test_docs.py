@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import re
@@ -16,7 +15,6 @@ import yaml
 
 from authsvc.cli import run
 from authsvc.forward_auth import IDENTITY_HEADERS
-from authsvc.migrations import upgrade
 from authsvc.settings import Settings, load_settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
@@ -115,25 +113,13 @@ def python_block_after(document: str, heading: str) -> str:
     return match.group(1)
 
 
-@pytest.fixture
-async def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """What an example reads when it builds its app: a secret, a URL, a migrated SQLite."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'authsvc.db'}"
-    await asyncio.to_thread(upgrade, url)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
-    monkeypatch.setenv("NEXTAUTH_URL", BASE)
-    monkeypatch.setenv("DATABASE_URL", url)
-    return url
-
-
 def run_example(code: str, name: str) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": name}
     exec(compile(code, name, "exec"), namespace)  # noqa: S102 - our own documentation
     return namespace
 
 
-@pytest.mark.usefixtures("environment")
+@pytest.mark.usefixtures("example_environment")
 async def test_the_readme_callback_example_keeps_every_users_role() -> None:
     app = run_example(python_block_after("README.md", "### Your own callbacks"), "shop_auth")["app"]
     users, hasher = app.services.users, app.services.hasher

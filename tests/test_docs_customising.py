@@ -4,7 +4,6 @@ its `sh` command is what it says it is."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -17,7 +16,6 @@ import pytest
 
 from authsvc.app import create_app
 from authsvc.hotpath import AuthService
-from authsvc.migrations import upgrade
 from authsvc.settings import load_settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
@@ -39,17 +37,6 @@ def module(name: str) -> str:
     return code
 
 
-@pytest.fixture
-async def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'authsvc.db'}"
-    await asyncio.to_thread(upgrade, url)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
-    monkeypatch.setenv("NEXTAUTH_URL", BASE)
-    monkeypatch.setenv("DATABASE_URL", url)
-    return url
-
-
 async def app_of(name: str) -> AsyncIterator[AuthService]:
     namespace: dict[str, Any] = {"__name__": name}
     exec(compile(module(name), name, "exec"), namespace)  # noqa: S102 - our own documentation
@@ -59,13 +46,13 @@ async def app_of(name: str) -> AsyncIterator[AuthService]:
 
 
 @pytest.fixture
-async def shop_auth(environment: str) -> AsyncIterator[AuthService]:
+async def shop_auth(example_environment: str) -> AsyncIterator[AuthService]:
     async for app in app_of("shop_auth.py"):
         yield app
 
 
 @pytest.fixture
-async def shop_events(environment: str) -> AsyncIterator[AuthService]:
+async def shop_events(example_environment: str) -> AsyncIterator[AuthService]:
     async for app in app_of("shop_events.py"):
         yield app
 
@@ -142,7 +129,7 @@ def documented_environment() -> dict[str, str]:
 
 @pytest.fixture
 async def configured(
-    environment: str, monkeypatch: pytest.MonkeyPatch
+    example_environment: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AuthService]:
     for name, value in documented_environment().items():
         monkeypatch.setenv(name, value)
