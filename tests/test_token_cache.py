@@ -87,6 +87,39 @@ def test_memory_stays_flat_under_many_distinct_tokens() -> None:
     assert current - baseline < 1_000_000  # bytes: bounded by the entry count, not the traffic
 
 
+def test_a_token_one_character_away_from_a_cached_one_is_not_served(codec: TokenCodec) -> None:
+    token = codec.encode({"sub": "u", "role": "ADMIN"}, 60, now=NOW)
+    assert codec.decode(token, now=NOW) is not None
+    last = "A" if token[-1] != "A" else "B"
+    assert codec.decode(token[:-1] + last, now=NOW) is None
+
+
+def test_a_full_cache_of_session_tokens_takes_under_a_kilobyte_per_entry() -> None:
+    codec = TokenCodec([SECRET])
+    claims = {
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "picture": None,
+        "sub": "clx0123456789abcdefghijk",
+        "id": "clx0123456789abcdefghijk",
+        "role": "CUSTOMER",
+        "fundraiserId": None,
+        "avatar": "https://cdn.example.com/avatars/ada.png",
+    }
+    tokens = [codec.encode(claims, 3600, now=NOW) for _ in range(2000)]
+    cache = TokenCache(len(tokens))
+    cached = TokenCodec([SECRET], cache=cache)
+    tracemalloc.start()
+    for token in tokens:
+        # Each request brings its own copy of the token string.
+        assert cached.decode(token[:1] + token[1:], now=NOW) is not None
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(cache) == len(tokens)
+    # The soak's RSS budget (docs/reliability.md) rests on this: 10,000 entries < 10 MiB.
+    assert held / len(tokens) < 1024
+
+
 def test_a_cache_needs_room_for_one_entry() -> None:
     with pytest.raises(ValueError, match="max_entries"):
         TokenCache(0)
