@@ -14,8 +14,8 @@ of `repeats` loops counts: the least disturbed run of the same work.
   request whose cookies are already parsed (so only its token work is timed).
 - `authsvc first-seen`: `TokenCodec(secrets, accepts=is_session_shaped)` with no cache:
   every strict check, every time.
-- `authsvc cached`: the service's codec (`Settings.session_codec()`: a `TokenCache` of the
-  default size) on a token it has seen before, the normal case for a sidecar.
+- `authsvc cached`: the service's codec (`session.session_codec(settings)`: a `TokenCache`
+  of the default size) on a token it has seen before, the normal case for a sidecar.
 - `next-auth decode (node)`: next-auth's own `decode` in Node (bench/nextauth_decode.js).
 """
 

@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from authsvc.callbacks import Callbacks
+from authsvc.cookies import CookiePolicy
 from authsvc.dependencies import OwnServices
 from authsvc.lookups import session_lookups
+from authsvc.session import session_codec
 from authsvc.users.models import Role, new_id
 from authsvc.users.repository import AccountLinkedError, UserExistsError, UserRecord
 from tests.conftest import make_settings
@@ -116,6 +118,7 @@ def services_over(
     """What the callbacks and the read path see, over this in-memory store (no database)."""
     checked = make_settings(**settings)
     lookups = session_lookups(checked, 10)
+    policy = CookiePolicy.from_settings(checked)
     return OwnServices(
-        checked, checked.session_codec(), callbacks or Callbacks(), lookups, users=users
+        checked, policy, session_codec(checked), callbacks or Callbacks(), lookups, users=users
     )

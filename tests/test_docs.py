@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from authsvc.cli import run
+from authsvc.cookies import CookiePolicy
 from authsvc.forward_auth import IDENTITY_HEADERS
 from authsvc.settings import Settings, load_settings
 from authsvc.tokens import TokenCodec
@@ -191,7 +192,7 @@ def test_the_documented_subdomain_settings_load_as_a_dotenv_file(
 
     settings = load_settings()
 
-    assert settings.cookie_policy.domain == "example.com"
+    assert CookiePolicy.from_settings(settings).domain == "example.com"
     assert settings.cors_origins == ["https://shop.example.com"]
 
 

@@ -36,6 +36,7 @@ from authsvc.cookies import (
     session_cookie_headers,
 )
 from authsvc.redirects import MAX_URL_LENGTH, default_redirect
+from authsvc.session import session_codec
 from authsvc.tokens import TokenCodec
 from authsvc.users.emails import normalize_email
 from tests.conftest import BASE, OTHER_SECRET, SECRET, make_settings
@@ -50,7 +51,7 @@ FUZZ = settings(
 )
 CODEC = TokenCodec([SECRET])
 # The service's own codec: every secret, the session-shape rule and the decode cache.
-SESSION_CODEC = make_settings(previous_secrets=[]).session_codec()
+SESSION_CODEC = session_codec(make_settings(previous_secrets=[]))
 NOW = 1_800_000_000
 CLAIMS = {"sub": "u1", "id": "u1", "email": "ana@example.com", "role": "ADMIN", "name": "Ana"}
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from authsvc.app import create_app
+from authsvc.cookies import CookiePolicy
+from authsvc.session import session_codec
 from authsvc.settings import ConfigError, Settings, load_settings, parse_public_url
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from tests.conftest import SECRET
@@ -122,7 +124,7 @@ def test_operations_defaults_trust_no_proxy_and_allow_no_origin() -> None:
     settings = operations()
     assert settings.trusted_proxy_networks == ()
     assert settings.cors_origins == []
-    assert settings.cookie_policy.domain is None
+    assert CookiePolicy.from_settings(settings).domain is None
     assert (settings.verify_refresh, settings.log_format) == (False, "text")
 
 
@@ -162,7 +164,7 @@ def test_a_cors_wildcard_or_non_origin_refuses_to_start(origin: str) -> None:
 )
 def test_cookie_domain_is_normalised(domain: str, expected: str | None) -> None:
     settings = operations(url="https://api.example.com", cookie_domain=domain)
-    assert settings.cookie_policy.domain == (expected or "api.example.com")
+    assert CookiePolicy.from_settings(settings).domain == (expected or "api.example.com")
 
 
 @pytest.mark.parametrize("domain", ["other.com", "com", "ample.com", "1.2.3.4", "exa mple.com"])
@@ -202,14 +204,15 @@ def v5_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
 def test_mode_defaults_to_next_auth_v4(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
     settings = load_settings()
-    assert (settings.mode, settings.cookie_policy.session_token) == (
+    assert (settings.mode, CookiePolicy.from_settings(settings).session_token) == (
         "next-auth-v4",
         "next-auth.session-token",
     )
 
 
 def test_authjs_v5_mode_switches_the_cookie_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert v5_settings(monkeypatch).cookie_policy.session_token == "authjs.session-token"
+    policy = CookiePolicy.from_settings(v5_settings(monkeypatch))
+    assert policy.session_token == "authjs.session-token"
 
 
 def test_an_unknown_mode_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,7 +249,7 @@ def test_v5_csrf_hashes_with_the_comma_joined_secrets(monkeypatch: pytest.Monkey
 def test_v5_session_codec_is_salted_with_the_session_cookie_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    codec = v5_settings(monkeypatch, NEXTAUTH_URL="https://shop.example.com").session_codec()
+    codec = session_codec(v5_settings(monkeypatch, NEXTAUTH_URL="https://shop.example.com"))
     assert isinstance(codec, AuthjsTokenCodec)
     assert codec.salt == "__Secure-authjs.session-token"
 

@@ -24,8 +24,8 @@ import redis.asyncio
 
 from authsvc.app import create_app
 from authsvc.hotpath import AuthService
-from authsvc.settings import ConfigError
-from authsvc.throttle import NAMESPACE, SignInThrottle, address_identity, parse_limit
+from authsvc.settings import ConfigError, parse_limit
+from authsvc.throttle import NAMESPACE, SignInThrottle, address_identity
 from authsvc.users.passwords import PasswordHasher, Verification
 from tests.conftest import BASE, SECRET, make_settings
 from tests.fakes import InMemoryUsers

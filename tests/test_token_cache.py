@@ -37,12 +37,12 @@ def test_cached_token_is_refused_once_it_expires(codec: TokenCodec) -> None:
     assert codec.decode(token, now=NOW) is not None
     assert codec.decode(token, now=NOW + 60 + 14) is not None
     assert codec.decode(token, now=NOW + 60 + 15) is None
-    assert codec.cache is not None and len(codec.cache) == 0
+    assert isinstance(codec.cache, TokenCache) and len(codec.cache) == 0
 
 
 def test_rejected_tokens_are_not_cached(codec: TokenCodec) -> None:
     assert codec.decode("garbage", now=NOW) is None
-    assert codec.cache is not None and len(codec.cache) == 0
+    assert isinstance(codec.cache, TokenCache) and len(codec.cache) == 0
 
 
 def test_mutating_a_decoded_token_does_not_change_the_cache(codec: TokenCodec) -> None:

@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from authsvc.settings import Settings
 
 CHUNK_SIZE = 3933  # 4096 minus next-auth's estimated 163 bytes of attributes
 AUTHJS_CHUNK_SIZE = 3936  # Auth.js v5 estimates 160 bytes of attributes
@@ -106,6 +110,15 @@ class CookiePolicy:
     chunk_size: int = CHUNK_SIZE
     # Auth.js v5's SessionStore ignores session cookies with an empty value; v4 keeps them.
     skip_empty_chunks: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CookiePolicy:
+        """The policy of a deployment: next-auth's or Auth.js's cookies, Secure as
+        NEXTAUTH_URL (or AUTHSVC_USE_SECURE_COOKIES) says, AUTHSVC_COOKIE_DOMAIN."""
+        domain = settings.session_cookie_domain
+        if settings.authjs_v5:
+            return cls.authjs(secure=settings.secure_cookies, domain=domain)
+        return cls(secure=settings.secure_cookies, domain=domain)
 
     @classmethod
     def authjs(cls, *, secure: bool, domain: str | None = None) -> CookiePolicy:

@@ -49,11 +49,11 @@ from authsvc.callbacks import (
     SessionCallback,
     default_session,
 )
-from authsvc.cookies import parse_cookie_header
+from authsvc.cookies import CookiePolicy, parse_cookie_header
 from authsvc.freshness import RoleFreshness
 from authsvc.lookups import BoundedLookups, session_lookups
 from authsvc.revocation import RevocationCheck
-from authsvc.session import SessionServices, request_token, resolve_session
+from authsvc.session import SessionServices, request_token, resolve_session, session_codec
 from authsvc.settings import Settings, read_settings
 from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.records import ROLES, UserLookup, UserRecord
@@ -121,6 +121,7 @@ class OwnServices:
     """What the read path needs, for a SessionAuth not built from an authsvc app."""
 
     settings: Settings
+    cookie_policy: CookiePolicy
     codec: TokenCodec
     callbacks: Callbacks
     lookups: BoundedLookups
@@ -141,15 +142,15 @@ class SessionAuth:
     ) -> None:
         callbacks = Callbacks(jwt=jwt_callback, session=session_callback or default_session)
         lookups = session_lookups(settings, LOOKUP_SLOTS)
-        self._read_with(
-            OwnServices(settings.check_session(), settings.session_codec(), callbacks, lookups)
-        )
+        policy = CookiePolicy.from_settings(settings.check_session())
+        own = OwnServices(settings, policy, session_codec(settings), callbacks, lookups)
+        self._read_with(own, policy)
 
-    def _read_with(self, services: SessionServices) -> None:
+    def _read_with(self, services: SessionServices, policy: CookiePolicy) -> None:
         self.services = services
         self.settings = services.settings
-        self.cookie_name = self.settings.cookie_policy.session_token
-        self.skip_empty = self.settings.cookie_policy.skip_empty_chunks
+        self.cookie_name = policy.session_token
+        self.skip_empty = policy.skip_empty_chunks
 
     @classmethod
     def from_env(cls, **callbacks: Any) -> SessionAuth:
@@ -163,7 +164,7 @@ class SessionAuth:
         """Read sessions as this authsvc app does: its services container (settings,
         callbacks, user store, revocation and role freshness)."""
         auth = cls(app.services.settings)
-        auth._read_with(app.services)
+        auth._read_with(app.services, app.services.cookie_policy)
         return auth
 
     async def get_session(self, request: Request) -> Session | None:

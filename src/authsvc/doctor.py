@@ -28,7 +28,8 @@ from authsvc.migrations import alembic_config
 from authsvc.settings import Settings
 from authsvc.users.models import Role
 from authsvc.users.passwords import BCRYPT_PATTERN
-from authsvc.users.tables import ACCOUNT_FIELDS, USER_FIELDS, UserTables, tables_for
+from authsvc.users.prisma_map import ACCOUNT_FIELDS, USER_FIELDS
+from authsvc.users.tables import UserTables, tables_for
 
 Status = Literal["ok", "warning", "problem"]
 TEXT = frozenset({"text", "character varying"})

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from authsvc.cookies import CookiePolicy
 from authsvc.settings import Settings
 
 COOKIE_SCHEME = "sessionCookie"
@@ -356,7 +357,7 @@ def security_schemes(settings: Settings) -> dict[str, Any]:
         COOKIE_SCHEME: {
             "type": "apiKey",
             "in": "cookie",
-            "name": settings.cookie_policy.session_token,
+            "name": CookiePolicy.from_settings(settings).session_token,
             "description": "next-auth's session cookie (an encrypted JWT); chunked cookies "
             "(`.0`, `.1`, …) are reassembled.",
         },

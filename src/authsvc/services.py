@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from authsvc.callbacks import Callbacks
+from authsvc.cookies import CookiePolicy
 from authsvc.db import Database
 from authsvc.events import Events
 from authsvc.freshness import RoleFreshness
@@ -26,6 +27,7 @@ from authsvc.outbound import make_client
 from authsvc.providers.oauth import OAuthProvider
 from authsvc.providers.registry import build_providers
 from authsvc.revocation import RevocationCheck
+from authsvc.session import session_codec
 from authsvc.settings import Settings
 from authsvc.throttle import SignInThrottle
 from authsvc.tokens import TokenCodec
@@ -42,6 +44,8 @@ from authsvc.users.tables import UserTables, tables_for
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
+    # Cookie names and attributes for every response (from the settings, never the request).
+    cookie_policy: CookiePolicy
     database: Database
     # The tables the built-in store and check store use (authsvc's, or the storefront's
     # Prisma tables with AUTHSVC_USER_SCHEMA=prisma).
@@ -90,9 +94,10 @@ def build_services(
     tables = tables_for(settings)
     return Services(
         settings=settings,
+        cookie_policy=CookiePolicy.from_settings(settings),
         database=database,
         user_tables=tables,
-        codec=settings.session_codec(),
+        codec=session_codec(settings),
         users=users or SqlAlchemyUserRepository(database.sessions, tables),
         hasher=hasher or PasswordHasher(),
         checks=SqlAlchemyCheckStore(database.sessions, tables.used_checks),

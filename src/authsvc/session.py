@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from authsvc.callbacks import (
     Account,
@@ -26,11 +26,16 @@ from authsvc.callbacks import (
     run_jwt,
     run_session,
 )
-from authsvc.cookies import decode_uri_component, read_session_token
+from authsvc.cookies import CookiePolicy, decode_uri_component, read_session_token
 from authsvc.freshness import RoleFreshness
 from authsvc.revocation import RevocationCheck
+from authsvc.token_cache import TokenCache
 from authsvc.tokens import Claims, TokenCodec, is_session_shaped
+from authsvc.tokens_v5 import AuthjsTokenCodec
 from authsvc.users.records import UserRecord
+
+if TYPE_CHECKING:
+    from authsvc.settings import Settings
 
 log = logging.getLogger("authsvc.session")
 
@@ -49,6 +54,20 @@ class SessionServices(CallbackServices, Protocol):
 
     @property
     def freshness(self) -> RoleFreshness | None: ...
+
+
+def session_codec(settings: Settings) -> TokenCodec:
+    """The session-token codec: every secret, and the decode cache when enabled."""
+    size = settings.token_cache_size
+    # Auth.js v5 salts the key with the session cookie's name; next-auth v4 does not.
+    codec = AuthjsTokenCodec if settings.authjs_v5 else TokenCodec
+    salt = CookiePolicy.from_settings(settings).session_token if settings.authjs_v5 else ""
+    return codec(
+        settings.all_secrets,
+        salt=salt,
+        cache=TokenCache(size) if size else None,
+        accepts=is_session_shaped,
+    )
 
 
 @dataclass(slots=True)  # built on every check; treated as immutable

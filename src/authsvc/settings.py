@@ -19,22 +19,23 @@ from dotenv.parser import parse_stream
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from authsvc.cookies import CookiePolicy
 from authsvc.redirects import origin_of
-from authsvc.token_cache import TokenCache
-from authsvc.tokens import TokenCodec, is_session_shaped
-from authsvc.tokens_v5 import AuthjsTokenCodec
+from authsvc.users.prisma_map import PRISMA_SCHEMA, PrismaMapError, PrismaNames, parse_prisma_map
 
-# The database, Prisma-table and throttling modules are imported by the checks that use
-# them: authsvc.dependencies reads these settings in other services without that stack.
+# Values only: the objects made from them (token codec, cookie policy, throttle, tables) are
+# built where the app is wired (services.py) by the modules that own them, so this module
+# imports no authsvc module but value parsers. The database URL parser and `limits` are
+# imported by the checks that use them: authsvc.dependencies reads these settings in other
+# services without that stack.
 if TYPE_CHECKING:
-    from authsvc.users.tables import PrismaNames
+    from limits import RateLimitItem
 
 MIN_SECRET_BYTES = 32
 ENV_FILE = ".env"
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./authsvc.db"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 HOW_TO_MAKE_A_SECRET = "make one with `openssl rand -base64 32` or `authsvc gen-secret`"  # noqa: S105 - advice, not a secret
 
 
@@ -283,14 +284,11 @@ class Settings(BaseSettings):
         return tuple(_parse_network(entry) for entry in self.trusted_proxies)
 
     @cached_property
-    def cookie_policy(self) -> CookiePolicy:
-        """Cookie names and attributes for every response (from settings, never the request)."""
-        domain = None
-        if self.cookie_domain:
-            domain = _check_cookie_domain(self.cookie_domain, self.public_url)
-        if self.authjs_v5:
-            return CookiePolicy.authjs(secure=self.secure_cookies, domain=domain)
-        return CookiePolicy(secure=self.secure_cookies, domain=domain)
+    def session_cookie_domain(self) -> str | None:
+        """AUTHSVC_COOKIE_DOMAIN, checked against NEXTAUTH_URL and normalised."""
+        if not self.cookie_domain:
+            return None
+        return _check_cookie_domain(self.cookie_domain, self.public_url)
 
     @property
     def authjs_v5(self) -> bool:
@@ -330,18 +328,6 @@ class Settings(BaseSettings):
         """
         return [",".join(self.all_secrets)] if self.authjs_v5 else self.all_secrets
 
-    def session_codec(self) -> TokenCodec:
-        """The session-token codec: every secret, and the decode cache when enabled."""
-        size = self.token_cache_size
-        # Auth.js v5 salts the key with the session cookie's name; next-auth v4 does not.
-        codec = AuthjsTokenCodec if self.authjs_v5 else TokenCodec
-        return codec(
-            self.all_secrets,
-            salt=self.cookie_policy.session_token if self.authjs_v5 else "",
-            cache=TokenCache(size) if size else None,
-            accepts=is_session_shaped,
-        )
-
     def check(self, *, require_secret: bool = True) -> Settings:
         """Fail fast, with a message naming the variable and the fix. Commands that never
         touch a cookie or a token (create-user, migrate, …) pass `require_secret=False`."""
@@ -349,7 +335,7 @@ class Settings(BaseSettings):
             self.check_session()
         else:
             self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
-            self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
+            self.session_cookie_domain  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
         self._check_providers()
         for variable, page in (
             ("AUTHSVC_PAGES_SIGNIN", self.pages_signin),
@@ -368,7 +354,7 @@ class Settings(BaseSettings):
         DATABASE_URL)."""
         self._check_secrets()
         self.public_url  # noqa: B018 - parsing raises ConfigError on a bad URL
-        self.cookie_policy  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
+        self.session_cookie_domain  # noqa: B018 - checks AUTHSVC_COOKIE_DOMAIN
         return self
 
     def _check_secrets(self) -> None:
@@ -397,8 +383,6 @@ class Settings(BaseSettings):
 
     @property
     def prisma_names(self) -> PrismaNames:
-        from authsvc.users.tables import PrismaMapError, parse_prisma_map
-
         try:
             return parse_prisma_map(self.prisma_map)
         except PrismaMapError as exc:
@@ -406,7 +390,6 @@ class Settings(BaseSettings):
 
     def _check_user_schema(self) -> None:
         from authsvc.database_url import MAX_SCHEMA_BYTES, DatabaseUrlError, parse_database_url
-        from authsvc.users.tables import PRISMA_SCHEMA
 
         try:
             target = parse_database_url(self.database_url)
@@ -452,15 +435,15 @@ class Settings(BaseSettings):
                 )
 
     def _check_operations(self) -> None:
-        from authsvc.throttle import ThrottleConfigError, check_storage, parse_limit
-
         self.trusted_proxy_networks  # noqa: B018 - parsing raises ConfigError
-        try:
-            check_storage(self.rate_limit_storage.get_secret_value())
-            parse_limit("AUTHSVC_RATE_LIMIT_ACCOUNT", self.rate_limit_account)
-            parse_limit("AUTHSVC_RATE_LIMIT_ADDRESS", self.rate_limit_address)
-        except ThrottleConfigError as exc:
-            raise ConfigError(str(exc)) from None
+        storage = self.rate_limit_storage.get_secret_value()
+        if storage != "memory" and not storage.startswith(REDIS_SCHEMES):
+            raise ConfigError(
+                "AUTHSVC_RATE_LIMIT_STORAGE is `memory` or a Redis URL such as "
+                f"redis://127.0.0.1:6379/0, got {storage.split('://', 1)[0]!r}"
+            )
+        parse_limit("AUTHSVC_RATE_LIMIT_ACCOUNT", self.rate_limit_account)
+        parse_limit("AUTHSVC_RATE_LIMIT_ADDRESS", self.rate_limit_address)
         for origin in self.cors_origins:
             if "*" in origin or origin_of(origin) != origin:
                 raise ConfigError(
@@ -498,6 +481,21 @@ class Settings(BaseSettings):
         for variable, (enabled, url) in endpoints.items():
             if enabled:
                 check_endpoint(variable, url)
+
+
+def parse_limit(variable: str, text: str) -> RateLimitItem:
+    """`100/hour`, `100 per hour`, `5/minute`... (the `limits` notation), at least 1."""
+    from limits import parse
+
+    try:
+        item = parse(text)
+    except ValueError:
+        raise ConfigError(
+            f"{variable} takes a limit such as 100/hour or 10/minute, got {text!r}"
+        ) from None
+    if item.amount < 1:
+        raise ConfigError(f"{variable} must allow at least one attempt, got {text!r}")
+    return item
 
 
 def _is_loopback(host: str | None) -> bool:

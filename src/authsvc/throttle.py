@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
@@ -56,6 +56,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from authsvc.settings import parse_limit
 from authsvc.users.emails import normalize_email
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ log = logging.getLogger("authsvc.throttle")
 
 Scope = Literal["account", "address"]
 NAMESPACE = "authsvc-signin"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Bounds on Redis for one sign-in: each socket or pool wait, and the whole call. Generous,
 # because under a burst of sign-ins the event loop's own queue adds to every wait, and a
 # timeout moves the counting to this process alone; a sign-in costs ~0.1 s of Argon2 anyway.
@@ -75,31 +75,6 @@ REDIS_CONNECTIONS = 32
 # After a Redis failure, the in-process limiter is used this long before Redis is tried again.
 REDIS_RETRY_SECONDS = 5.0
 IPV6_PREFIX = 64
-
-
-class ThrottleConfigError(ValueError):
-    """A limit or storage setting that cannot work; the message names the fix."""
-
-
-def parse_limit(variable: str, text: str) -> RateLimitItem:
-    """`100/hour`, `100 per hour`, `5/minute`... (the `limits` notation), at least 1."""
-    try:
-        item = parse(text)
-    except ValueError:
-        raise ThrottleConfigError(
-            f"{variable} takes a limit such as 100/hour or 10/minute, got {text!r}"
-        ) from None
-    if item.amount < 1:
-        raise ThrottleConfigError(f"{variable} must allow at least one attempt, got {text!r}")
-    return item
-
-
-def check_storage(url: str) -> None:
-    if url != "memory" and not url.startswith(REDIS_SCHEMES):
-        raise ThrottleConfigError(
-            "AUTHSVC_RATE_LIMIT_STORAGE is `memory` or a Redis URL such as "
-            f"redis://127.0.0.1:6379/0, got {url.split('://', 1)[0]!r}"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +109,6 @@ class SignInThrottle:
         address_limit: RateLimitItem,
         storage_url: str = "memory",
     ) -> None:
-        check_storage(storage_url)
         self.account_limit = account_limit
         self.address_limit = address_limit
         self._key = hmac.new(secret.encode(), b"authsvc sign-in throttle", hashlib.sha256).digest()

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -27,9 +27,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from authsvc.users.records import ROLES
-
-if TYPE_CHECKING:
-    from authsvc.token_cache import TokenCache
 
 Claims = dict[str, Any]
 
@@ -62,6 +59,14 @@ def _derive_key(secret: str, salt: str) -> bytes:
     return hkdf.derive(secret.encode())
 
 
+class DecodeCache(Protocol):
+    """Where a codec keeps the tokens it decoded (token_cache.TokenCache is authsvc's)."""
+
+    def get(self, token: str, now: float) -> Claims | None: ...
+
+    def put(self, token: str, claims: Claims) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class TokenCodec:
     """Encrypts with the first secret, decrypts with any (key rotation)."""
@@ -69,7 +74,7 @@ class TokenCodec:
     secrets: Sequence[str]
     salt: str = ""
     # Decoded tokens by token string; see token_cache.py. None: decrypt every time.
-    cache: TokenCache | None = field(default=None, compare=False)
+    cache: DecodeCache | None = field(default=None, compare=False)
     # A rule the claims must also meet (e.g. `is_session_shaped`); checked before caching,
     # so a cached token never needs checking again.
     accepts: Callable[[Claims], bool] | None = None

@@ -206,7 +206,7 @@ def context_from(facts: RequestFacts, services: Services) -> AuthContext:
     """The context of a request (see the module docstring), from what was read of it."""
     settings = services.settings
     redirect = services.callbacks.redirect
-    policy = settings.cookie_policy
+    policy = services.cookie_policy
     cookies = parse_cookie_header(facts.cookie)
     csrf = csrf_state(cookies.get(policy.csrf_token), settings.csrf_secrets)
     body = facts.body

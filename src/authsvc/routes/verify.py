@@ -163,7 +163,7 @@ class VerifyEndpoint:
             return "bad_request", response(400, dump({"message": str(exc)}))
         cookie_header, authorization = _request_headers(scope["headers"])
         cookies = parse_cookie_header(cookie_header)
-        cookie_policy = settings.cookie_policy
+        cookie_policy = services.cookie_policy
         raw_token = request_token(
             cookies,
             authorization,
