@@ -36,6 +36,7 @@ import pytest
 
 from authsvc.app import create_app
 from authsvc.hotpath import AuthService
+from authsvc.lookups import RETRY_AFTER
 from authsvc.migrations import upgrade
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
@@ -158,6 +159,7 @@ async def test_verify_recovers_without_a_restart_once_the_database_is_back(
     await set_reachable(name, False)
     during = await client.get("/api/auth/verify", headers=roleless_cookie(user_id))
     await set_reachable(name, True)
+    await asyncio.sleep(RETRY_AFTER)  # reads are held back this long after a database error
     after = await client.get("/api/auth/verify", headers=roleless_cookie(user_id))
     assert (during.status_code, after.status_code) == (401, 200)
 
@@ -212,6 +214,7 @@ async def test_session_gets_the_role_again_once_the_database_is_back(
     await set_reachable(name, False)
     await client.get("/api/auth/session", headers=roleless_cookie(user_id))
     await set_reachable(name, True)
+    await asyncio.sleep(RETRY_AFTER)  # reads are held back this long after a database error
     response = await client.get("/api/auth/session", headers=roleless_cookie(user_id))
     assert response.json()["user"]["role"] == "STAFF"
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from authsvc.lookups import BoundedLookups, LookupsBusyError
+from authsvc.lookups import BoundedLookups, LookupsBusyError, LookupsUnavailableError
 
 
 def lookups(slots: int = 2) -> BoundedLookups:
@@ -91,3 +91,91 @@ async def test_a_read_that_hangs_is_ended_by_the_background_limit() -> None:
         await reads.run("k", hang)
     await asyncio.sleep(0.2)
     assert reads.running == 0
+
+
+def refused_connection() -> Callable[[], Awaitable[str]]:
+    async def read() -> str:
+        raise ConnectionRefusedError("database down")
+
+    return read
+
+
+async def test_after_a_database_error_reads_are_refused_without_being_sent() -> None:
+    reads = lookups()
+    with pytest.raises(ConnectionRefusedError):
+        await reads.run("a", refused_connection())
+    sent = False
+
+    async def read() -> str:
+        nonlocal sent
+        sent = True
+        return "ok"
+
+    with pytest.raises(LookupsUnavailableError):
+        await reads.run("b", read)
+    assert not sent
+
+
+async def test_a_refused_read_is_a_timeout_to_callers_that_fall_back_on_deadlines() -> None:
+    reads = lookups()
+    with pytest.raises(ConnectionRefusedError):
+        await reads.run("a", refused_connection())
+    with pytest.raises(TimeoutError):
+        await reads.run("b", refused_connection())
+
+
+async def test_once_the_retry_window_passes_one_read_probes_while_others_are_refused() -> None:
+    reads = BoundedLookups(timeout=1, slots=4, background_limit=5, retry_after=0.05)
+    with pytest.raises(ConnectionRefusedError):
+        await reads.run("a", refused_connection())
+    await asyncio.sleep(0.06)
+    release = asyncio.Event()
+
+    async def slow_ok() -> str:
+        await release.wait()
+        return "ok"
+
+    probe = asyncio.ensure_future(reads.run("b", slow_ok))
+    await asyncio.sleep(0)
+    with pytest.raises(LookupsUnavailableError):
+        await reads.run("c", slow_ok)
+    release.set()
+    assert await probe == "ok"
+
+
+async def test_a_successful_probe_lets_every_read_through_again() -> None:
+    reads = BoundedLookups(timeout=1, slots=4, background_limit=5, retry_after=0.05)
+    with pytest.raises(ConnectionRefusedError):
+        await reads.run("a", refused_connection())
+    await asyncio.sleep(0.06)
+
+    async def ok() -> str:
+        return "ok"
+
+    assert await reads.run("b", ok) == "ok"
+    assert [await reads.run(key, ok) for key in "cde"] == ["ok", "ok", "ok"]
+
+
+async def test_a_failed_probe_holds_reads_back_for_another_window() -> None:
+    reads = BoundedLookups(timeout=1, slots=4, background_limit=5, retry_after=0.05)
+    with pytest.raises(ConnectionRefusedError):
+        await reads.run("a", refused_connection())
+    await asyncio.sleep(0.06)
+    with pytest.raises(ConnectionRefusedError):
+        await reads.run("b", refused_connection())
+    with pytest.raises(LookupsUnavailableError):
+        await reads.run("c", refused_connection())
+
+
+async def test_an_error_that_is_not_the_databases_holds_no_other_read_back() -> None:
+    reads = lookups()
+
+    async def broken() -> str:
+        raise ValueError("the application's own bug")
+
+    async def ok() -> str:
+        return "ok"
+
+    with pytest.raises(ValueError, match="own bug"):
+        await reads.run("a", broken)
+    assert await reads.run("b", ok) == "ok"

@@ -142,6 +142,25 @@ async def test_a_failed_lookup_within_one_more_ttl_uses_the_state_read_last() ->
     assert await check.allows(claims, users)
 
 
+async def test_during_an_outage_many_expired_states_cost_one_read_not_one_each() -> None:
+    # Found by the fleet test: while PostgreSQL restarted, every request whose cached state
+    # had expired sent its own connection attempt.
+    people = [
+        UserRecord(id=f"u-{n}", email=f"p{n}@example.com", name="P", role=Role.CUSTOMER)
+        for n in range(20)
+    ]
+    users = InMemoryUsers(*people)
+    check = RevocationCheck(ttl=0.2, lookups=lookups(0.1))
+    began = now_ms()
+    for person in people:
+        assert await check.allows({"sub": person.id, "authTime": began}, users)
+    await asyncio.sleep(0.25)
+    users.fail, before = True, users.lookups
+    for person in people:
+        assert await check.allows({"sub": person.id, "authTime": began}, users)
+    assert users.lookups - before == 1
+
+
 async def test_a_session_whose_revocation_state_cannot_be_read_is_refused_but_kept(
     revoking: AuthService, monkeypatch: pytest.MonkeyPatch
 ) -> None:

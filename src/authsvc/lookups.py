@@ -15,12 +15,22 @@ resort), and returns its connection to the pool. Reads of the same key share one
 and at most `slots` reads run at once: past that a caller gets `TimeoutError` at once,
 without touching the pool, so a slow database sees a bounded number of connections and
 connection attempts, and everything recovers by itself once it is fast again.
+
+A database that is down answers every read with an error, quickly: a request with nothing
+to fall back on would send a connection attempt each, and PostgreSQL starting up or
+shutting down forks a backend to refuse each one. So once a read fails with a database
+error, reads are refused at once (`LookupsUnavailableError`, without touching the pool)
+for `retry_after` seconds; then one read goes through as a probe, others still refused
+while it runs, and its success lets every read through again. Callers fall back as they
+do on a deadline (revocation: the state read last), only sooner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,18 +40,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("authsvc.lookups")
 
 T = TypeVar("T")
+# Seconds a database error keeps reads refused before one is let through to try again.
+RETRY_AFTER = 0.5
 
 
 class LookupsBusyError(TimeoutError):
     """Every slot is taken by a read still running: the database is slow or away."""
 
 
+class LookupsUnavailableError(TimeoutError):
+    """A read failed with a database error a moment ago: this one is not sent."""
+
+
 class BoundedLookups:
-    def __init__(self, *, timeout: float, slots: int, background_limit: float) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        slots: int,
+        background_limit: float,
+        retry_after: float = RETRY_AFTER,
+    ) -> None:
         self.timeout = timeout
         self.slots = slots
         self.background_limit = background_limit
+        self.retry_after = retry_after
         self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
+        # Set (monotonic time) by a read that failed with a database error; cleared by a
+        # read that succeeds. Past it, the one read in `_probe` finds out.
+        self._failing_until: float | None = None
+        self._probe: asyncio.Task[Any] | None = None
 
     @property
     def running(self) -> int:
@@ -53,8 +81,15 @@ class BoundedLookups:
         if task is None:
             if len(self._inflight) >= self.slots:
                 raise LookupsBusyError("every database lookup slot is busy")
+            failing_until = self._failing_until
+            if failing_until is not None and (
+                self._probe is not None or time.monotonic() < failing_until
+            ):
+                raise LookupsUnavailableError("the database failed a moment ago")
             task = asyncio.ensure_future(self._bounded(read))
             self._inflight[key] = task
+            if failing_until is not None:
+                self._probe = task
             task.add_done_callback(lambda done: self._finished(key, done))
         # asyncio.wait never cancels the task: others may be waiting for it, and it
         # should finish and give its connection back.
@@ -71,9 +106,29 @@ class BoundedLookups:
     def _finished(self, key: Hashable, task: asyncio.Task[Any]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
-        # Mark the outcome retrieved: a caller that gave up is no reason for a warning.
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("background lookup failed: %s", type(task.exception()).__name__)
+        if self._probe is task:
+            self._probe = None
+        if task.cancelled():
+            return
+        # Retrieving the outcome also marks it seen: a caller that gave up is no reason
+        # for a warning.
+        error = task.exception()
+        if error is None:
+            self._failing_until = None
+        elif is_database_error(error):
+            self._failing_until = time.monotonic() + self.retry_after
+        if error is not None:
+            log.debug("background lookup failed: %s", type(error).__name__)
+
+
+def is_database_error(error: BaseException) -> bool:
+    """A connection's or the database's failure (authsvc.db's DATABASE_ERRORS), found
+    without importing SQLAlchemy, which the Python dependency runs without: an error of a
+    module never imported cannot have been raised."""
+    if isinstance(error, OSError | TimeoutError):
+        return True
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    return sqlalchemy_errors is not None and isinstance(error, sqlalchemy_errors.SQLAlchemyError)
 
 
 def session_lookups(settings: Settings, slots: int) -> BoundedLookups:
