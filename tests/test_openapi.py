@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import fastapi.routing
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from authsvc.app import create_app
 from tests.conftest import BASE, make_settings
@@ -170,3 +174,117 @@ def test_the_credentials_sign_in_documents_its_form(document: dict[str, Any]) ->
     content = operation["requestBody"]["content"]
     assert set(content) == {"application/x-www-form-urlencoded", "application/json"}
     assert set(operation["responses"]) >= {"200", "302", "401"}
+
+
+# What a generated client is built from: each operation's id and documented statuses. Every
+# route declares its own description (decorator, or the path items a hot route is registered
+# with); this pins the whole set, so a route that loses its description, or a status that
+# drops out of it, fails here.
+OPERATIONS = {
+    ("get", "/readyz"): ("readyz_readyz_get", {"200", "503"}),
+    ("get", "/metrics"): ("metrics_metrics_get", {"200"}),
+    ("get", "/healthz"): ("healthz", {"200"}),
+    ("get", "/api/auth/providers"): ("providers_api_auth_providers_get", {"200"}),
+    ("get", "/api/auth/csrf"): ("csrf_api_auth_csrf_get", {"200"}),
+    ("get", "/api/auth/session"): ("get_session_api_auth_session_get", {"200"}),
+    ("post", "/api/auth/session"): (
+        "update_session_api_auth_session_post",
+        {"200", "400", "413", "415"},
+    ),
+    ("post", "/api/auth/callback/credentials"): (
+        "credentials_callback_api_auth_callback_credentials_post",
+        {"200", "302", "400", "401", "413", "415", "429", "503"},
+    ),
+    ("get", "/api/auth/signout"): ("signout_page_api_auth_signout_get", {"200"}),
+    ("post", "/api/auth/signout"): (
+        "signout_api_auth_signout_post",
+        {"200", "302", "400", "413", "415"},
+    ),
+    ("get", "/api/auth/signin"): ("signin_page_api_auth_signin_get", {"200"}),
+    ("get", "/api/auth/error"): ("error_api_auth_error_get", {"200", "302", "403", "500"}),
+    ("post", "/api/auth/signin/{provider}"): (
+        "signin_post_api_auth_signin__provider__post",
+        {"200", "302", "400", "413", "415", "422"},
+    ),
+    ("get", "/api/auth/callback/{provider}"): ("oauth_callback_get", {"302", "400", "422"}),
+    ("post", "/api/auth/callback/{provider}"): (
+        "oauth_callback_post",
+        {"302", "400", "413", "415", "422"},
+    ),
+    ("get", "/api/auth/verify"): ("verify", {"200", "400", "401", "403", "500"}),
+    ("get", "/api/auth/verify/{path}"): ("verify_envoy", {"200", "400", "401", "403", "500"}),
+}
+EVERY_PROVIDER = {
+    "google_client_id": "g",
+    "google_client_secret": "g-secret",
+    "github_client_id": "h",
+    "github_client_secret": "h-secret",
+    "facebook_client_id": "f",
+    "facebook_client_secret": "f-secret",
+    "oidc_issuer": "https://idp.example.com",
+    "oidc_client_id": "o",
+    "oidc_client_secret": "o-secret",
+}
+MODES = {
+    "default": {},
+    "every provider": EVERY_PROVIDER,
+    "authjs-v5": {"mode": "authjs-v5"},
+    "no credentials": {"credentials_enabled": False},
+    "everything": {
+        **EVERY_PROVIDER,
+        "mode": "authjs-v5",
+        "url": "https://shop.example.com/auth",
+        "cors_origins": ["https://app.example.com"],
+        "revocation": True,
+        "verify_refresh": True,
+    },
+}
+
+
+def test_the_operations_and_their_statuses_are_pinned(document: dict[str, Any]) -> None:
+    found = {
+        (method, path): (operation["operationId"], set(operation["responses"]))
+        for path, method, operation in operations(document)
+    }
+    assert found == OPERATIONS
+
+
+def api_routes(app: FastAPI) -> Iterator[Any]:
+    """Every FastAPI route, with its full path: newer FastAPI releases keep an included router's
+    routes behind one entry of `app.routes` (walked by `iter_route_contexts`)."""
+    iter_route_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if iter_route_contexts is None:
+        yield from (route for route in app.routes if isinstance(route, APIRoute))
+        return
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+@pytest.mark.parametrize("overrides", MODES.values(), ids=list(MODES))
+def test_every_route_is_documented_in_every_mode(overrides: dict[str, Any]) -> None:
+    app = create_app(make_settings(**overrides))
+    document = app.openapi()
+    documented = {(method, path) for path, method, _ in operations(document)}
+    routes = [route for route in api_routes(app) if route.include_in_schema]
+    # A summary of its own (FastAPI would make one up from the function's name).
+    assert [route.path_format for route in routes if not route.summary] == []
+    served = {(method.lower(), route.path_format) for route in routes for method in route.methods}
+    assert served <= documented
+    # The hot routes: each path described (by its FastAPI route or its own path items),
+    # and nothing described that is not served.
+    hot = set(app.hot_exact) | {prefix + "{path}" for prefix, _ in app.hot_prefixes}
+    assert hot <= {path for _, path in documented}
+    assert {path for method, path in documented - served} <= hot
+    base = app.services.settings.public_url.base_path
+    assert {(method, path.replace(base, "/api/auth", 1)) for method, path in documented} == set(
+        OPERATIONS
+    )
+
+
+@pytest.mark.parametrize("overrides", MODES.values(), ids=list(MODES))
+def test_no_route_leaves_a_mode_variant_in_the_document(overrides: dict[str, Any]) -> None:
+    from authsvc.openapi import AUTHJS_V5_RESPONSES
+
+    document = json.dumps(create_app(make_settings(**overrides)).openapi())
+    assert AUTHJS_V5_RESPONSES not in document

@@ -79,11 +79,17 @@ def create_app(
         trusted=settings.trusted_proxy_networks,
         prefix=settings.public_url.base_path,
     )
-    install_openapi(app, settings)
     install_error_handlers(app)
     verify_path = settings.public_url.base_path + "/verify"
-    app.add_hot_route(verify_path, verify.VerifyEndpoint(app, verify_path), with_subpaths=True)
+    app.add_hot_route(
+        verify_path,
+        verify.VerifyEndpoint(app, verify_path),
+        with_subpaths=True,
+        openapi={verify_path: verify.OPENAPI, verify_path + "/{path}": verify.ENVOY_OPENAPI},
+    )
+    # Described by their FastAPI routes (routes/auth.py), which answer whatever these do not.
     served = frontend.FrontendEndpoint(app, settings.public_url.base_path)
     for path in frontend.PATHS:
         app.add_hot_route(settings.public_url.base_path + path, served)
+    install_openapi(app, settings, app.hot_openapi)
     return app

@@ -10,8 +10,9 @@ application with one change: its ASGI entry point first looks the path up among 
 routes (an exact path, or the Envoy prefix) and answers those itself; everything else
 goes to FastAPI unchanged. Measured in docs/performance.md: FastAPI's per-request work
 (middleware stack, telemetry hooks) alone costs more than the whole forward-auth check.
-Both hot routes are still described in the OpenAPI document (`openapi.py`), and each
-handler catches its own errors (there is no error middleware around them).
+Each hot route is registered with its OpenAPI description (`hot_openapi`, merged into the
+document by `openapi.py`), and each handler catches its own errors (there is no error
+middleware around them).
 
 Before any request, the app brings its services up to date with the dependency overrides
 in force (`deps.ServiceResolver`: nothing to do when there are none), so the hot routes
@@ -21,12 +22,14 @@ and FastAPI's routes see the same parts.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authsvc.deps import ServiceResolver
+from authsvc.openapi import HealthBody, json_doc
 from authsvc.services import Services
 
 HEALTHZ = "/healthz"
@@ -36,6 +39,14 @@ HEALTHZ_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"content-length", str(len(HEALTHZ_BODY)).encode()),
 ]
+HEALTHZ_OPENAPI = {
+    "get": {
+        "tags": ["operations"],
+        "summary": "Liveness: the process answers (no dependency is checked)",
+        "operationId": "healthz",
+        "responses": {"200": json_doc(HealthBody, "Alive.")},
+    }
+}
 
 
 class AuthService(FastAPI):
@@ -50,11 +61,23 @@ class AuthService(FastAPI):
         self.hot_metrics = services.metrics
         self.hot_exact: dict[str, ASGIApp] = {HEALTHZ: self.healthz}
         self.hot_prefixes: tuple[tuple[str, ASGIApp], ...] = ()
+        # OpenAPI path items by path, for the hot routes FastAPI's routes do not describe.
+        self.hot_openapi: dict[str, dict[str, Any]] = {HEALTHZ: HEALTHZ_OPENAPI}
 
-    def add_hot_route(self, path: str, handler: ASGIApp, *, with_subpaths: bool = False) -> None:
+    def add_hot_route(
+        self,
+        path: str,
+        handler: ASGIApp,
+        *,
+        with_subpaths: bool = False,
+        openapi: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Serve `path` (and, `with_subpaths`, everything under it) with `handler`;
+        `openapi` describes it, by path, unless a FastAPI route of that path does."""
         self.hot_exact[path] = handler
         if with_subpaths:
             self.hot_prefixes = (*self.hot_prefixes, (path + "/", handler))
+        self.hot_openapi.update(openapi or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.dependency_overrides or self.resolver.overridden:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,25 @@ from authsvc.cookies import has_session_cookie, session_cookie_headers
 from authsvc.db import DATABASE_ERRORS
 from authsvc.deps import ServicesDep
 from authsvc.events import SessionEvent, SignInEvent, SignOutEvent
+from authsvc.openapi import (
+    AUTHJS_V5_RESPONSES,
+    BAD_BODY,
+    COOKIE_SECURITY,
+    HTML,
+    REDIRECT,
+    URL_OR_REDIRECT,
+    CredentialsForm,
+    CsrfBody,
+    CsrfForm,
+    MessageBody,
+    ProviderBody,
+    SessionBody,
+    UpdateForm,
+    UrlBody,
+    form_doc,
+    json_doc,
+    ref,
+)
 from authsvc.providers import credentials
 from authsvc.proxy_trust import client_address
 from authsvc.routes.context import AuthContext, Ctx
@@ -70,7 +90,20 @@ SIGNIN_ERROR_CODES = frozenset(
 router = APIRouter(tags=["next-auth"])
 
 
-@router.get("/providers", summary="Enabled sign-in providers")
+@router.get(
+    "/providers",
+    summary="Enabled sign-in providers",
+    responses={
+        "200": {
+            "description": "Enabled providers by id.",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "additionalProperties": ref(ProviderBody)}
+                }
+            },
+        }
+    },
+)
 async def providers(services: ServicesDep) -> Response:
     settings = services.settings
     base = settings.public_url.base
@@ -90,7 +123,11 @@ async def providers(services: ServicesDep) -> Response:
     return json_response(None, body)
 
 
-@router.get("/csrf", summary="The CSRF token for state-changing POSTs")
+@router.get(
+    "/csrf",
+    summary="The CSRF token for state-changing POSTs",
+    responses={"200": json_doc(CsrfBody, "Sets the CSRF cookie when missing.")},
+)
 async def csrf(ctx: Ctx) -> Response:
     return json_response(ctx, {"csrfToken": ctx.csrf.token}, headers=NO_STORE)
 
@@ -122,19 +159,90 @@ async def _session_response(
     return json_response(ctx, outcome.session, headers=headers, cookies=cookies)
 
 
-@router.get("/session", summary="The current session, or {} when signed out")
+def _authjs_v5_session(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": {"anyOf": [ref(SessionBody), {"type": "null"}]}}
+        },
+    }
+
+
+@router.get(
+    "/session",
+    summary="The current session, or {} when signed out",
+    responses={
+        "200": json_doc(SessionBody, "The session (cookie re-issued), or {} when signed out.")
+    },
+    openapi_extra={
+        "security": [*COOKIE_SECURITY, {}],
+        # Auth.js v5 answers `null` where next-auth answers `{}`.
+        AUTHJS_V5_RESPONSES: {
+            "200": _authjs_v5_session("The session (cookie re-issued), or null when signed out.")
+        },
+    },
+)
 async def get_session(ctx: Ctx) -> Response:
     return await _session_response(ctx, headers=NO_STORE, update=False)
 
 
-@router.post("/session", summary="Update the session (jwt callback trigger 'update')")
+@router.post(
+    "/session",
+    summary="Update the session (jwt callback trigger 'update')",
+    responses={
+        "200": json_doc(SessionBody, "The updated session, or {} when signed out."),
+        **BAD_BODY,
+        "400": {
+            "description": 'CSRF check failed (`{}`), or an unreadable body (`{"message": …}`).',
+            "content": {
+                "application/json": {"schema": {"anyOf": [ref(MessageBody), {"type": "object"}]}}
+            },
+        },
+    },
+    openapi_extra={
+        "security": COOKIE_SECURITY,
+        "requestBody": form_doc(UpdateForm),
+        AUTHJS_V5_RESPONSES: {
+            "200": _authjs_v5_session("The updated session, or null when signed out."),
+            "400": {"description": "CSRF check failed: `null`."},
+        },
+    },
+)
 async def update_session(ctx: Ctx) -> Response:
     if not ctx.csrf_ok:
         return json_response(None, no_session(ctx), status=400)
     return await _session_response(ctx, headers=None, update=True)
 
 
-@router.post("/callback/credentials", summary="Sign in with email and password")
+THROTTLED_DOC = {
+    "description": "Too many sign-in attempts for this account or address: `Retry-After` "
+    "says when to try again. With `json=true` a URL whose `error` is `TooManyRequests`; "
+    "otherwise an HTML page.",
+    "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    "content": {
+        "application/json": {"schema": ref(UrlBody)},
+        "text/html": {"schema": {"type": "string"}},
+    },
+}
+
+
+@router.post(
+    "/callback/credentials",
+    summary="Sign in with email and password",
+    responses={
+        **URL_OR_REDIRECT,
+        "401": json_doc(UrlBody, "With `json=true`: sign-in failed (CredentialsSignin)."),
+        "429": THROTTLED_DOC,
+        "503": {
+            **THROTTLED_DOC,
+            "description": "The user store did not answer (database down or slow): "
+            "`Retry-After` says when to try again. With `json=true` a URL whose `error` is "
+            "`ServiceUnavailable`; otherwise an HTML page. `/readyz` is red meanwhile.",
+        },
+        **BAD_BODY,
+    },
+    openapi_extra={"requestBody": form_doc(CredentialsForm)},
+)
 async def credentials_callback(ctx: Ctx, request: Request) -> Response:
     services = ctx.services
     metrics = services.metrics
@@ -210,7 +318,12 @@ async def credentials_callback_get() -> Response:
     )
 
 
-@router.post("/signout", summary="Sign out: clear every session cookie")
+@router.post(
+    "/signout",
+    summary="Sign out: clear every session cookie",
+    responses={**URL_OR_REDIRECT, **BAD_BODY},
+    openapi_extra={"requestBody": form_doc(CsrfForm)},
+)
 async def signout(ctx: Ctx) -> Response:
     if not ctx.csrf_ok:
         return csrf_failure(ctx, "signout")
@@ -228,7 +341,12 @@ async def signout(ctx: Ctx) -> Response:
     return redirect(ctx, ctx.callback_url, cookies=cookies)
 
 
-@router.get("/signin", summary="The built-in sign-in page", response_class=HTMLResponse)
+@router.get(
+    "/signin",
+    summary="The built-in sign-in page",
+    response_class=HTMLResponse,
+    responses={"200": HTML},
+)
 async def signin_page(ctx: Ctx, request: Request) -> Response:
     error = request.query_params.get("error")
     if ctx.settings.pages_signin:
@@ -245,14 +363,29 @@ async def signin_page(ctx: Ctx, request: Request) -> Response:
     return html_response(ctx, html)
 
 
-@router.get("/signout", summary="The built-in sign-out page", response_class=HTMLResponse)
+@router.get(
+    "/signout",
+    summary="The built-in sign-out page",
+    response_class=HTMLResponse,
+    responses={"200": HTML},
+)
 async def signout_page(ctx: Ctx) -> Response:
     if ctx.settings.pages_signout:
         return _to_page(ctx, ctx.settings.pages_signout, {"callbackUrl": ctx.callback_url})
     return html_response(ctx, pages.signout_page(base=ctx.base, csrf_token=ctx.csrf.token))
 
 
-@router.get("/error", summary="Error page / redirect by next-auth error code")
+@router.get(
+    "/error",
+    summary="Error page / redirect by next-auth error code",
+    response_class=HTMLResponse,
+    responses={
+        "200": HTML,
+        "302": REDIRECT,
+        "403": HTML,
+        "500": {"description": "Configuration error page.", **HTML},
+    },
+)
 async def error(ctx: Ctx, request: Request) -> Response:
     code = request.query_params.get("error") or ""
     if code in SIGNIN_ERROR_CODES:

@@ -17,6 +17,7 @@ from authsvc.oauth import (
     sign_in_event,
 )
 from authsvc.oauth_checks import clear_checks
+from authsvc.openapi import BAD_BODY, REDIRECT, URL_OR_REDIRECT, CsrfForm, Responses, form_doc
 from authsvc.outbound import ProviderError
 from authsvc.providers import credentials
 from authsvc.routes.context import AuthContext, Ctx
@@ -33,6 +34,12 @@ from authsvc.session import sign_in_claims
 
 log = logging.getLogger("authsvc.oauth")
 router = APIRouter(tags=["next-auth"])
+
+NOT_SUPPORTED_DOC = {
+    "description": "A provider that is not enabled: next-auth's text answer.",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+CALLBACK_RESPONSES: Responses = {"302": REDIRECT, "400": NOT_SUPPORTED_DOC}
 
 
 def _flow(ctx: AuthContext, provider_id: str) -> FlowContext:
@@ -55,6 +62,8 @@ def _flow(ctx: AuthContext, provider_id: str) -> FlowContext:
     description="CSRF-protected. Redirects (302, or `{url}` with `json=true`) to the "
     "provider's authorization page; query parameters such as `prompt` or `login_hint` "
     "are forwarded to it.",
+    responses={**URL_OR_REDIRECT, **BAD_BODY},
+    openapi_extra={"requestBody": form_doc(CsrfForm)},
 )
 async def signin_post(request: Request, ctx: Ctx, provider: str) -> Response:
     if not ctx.csrf_ok:
@@ -75,10 +84,21 @@ async def signin_post(request: Request, ctx: Ctx, provider: str) -> Response:
     return redirect(ctx, url, cookies=cookies)
 
 
-@router.get("/callback/{provider}", operation_id="oauth_callback_get", summary="OAuth callback")
+# A redirect either way (status_code=302), or next-auth's text answer: no JSON body.
+@router.get(
+    "/callback/{provider}",
+    operation_id="oauth_callback_get",
+    summary="OAuth callback",
+    status_code=302,
+    response_class=Response,
+    responses=CALLBACK_RESPONSES,
+)
 @router.post(
     "/callback/{provider}",
     operation_id="oauth_callback_post",
+    status_code=302,
+    response_class=Response,
+    responses={**CALLBACK_RESPONSES, "413": BAD_BODY["413"], "415": BAD_BODY["415"]},
     summary="Where a provider sends the browser back (GET, or POST for form_post)",
     description="Verifies state/PKCE/nonce, exchanges the code, signs the user in and "
     "redirects to the callback URL with the session cookie. Failures redirect to "

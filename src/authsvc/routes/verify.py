@@ -12,11 +12,12 @@ obeyed or ignored: a policy must be set on `/verify`, or enforced in Envoy from 
 `X-Auth-Request-Role` header.
 
 This is the service's hot path, so it is a plain ASGI handler that `hotpath.py` calls
-before FastAPI's routing and middleware (see docs/performance.md for what that buys).
-Its OpenAPI description lives in `openapi.py`. It reads the same services container as
-the FastAPI routes, dependency overrides included (`deps.ServiceResolver`): without
-overrides, or with overrides that take no parameters, the container is ready before the
-request; an override that needs the request is resolved by FastAPI for /verify too.
+before FastAPI's routing and middleware (see docs/performance.md for what that buys);
+FastAPI cannot see it, so its OpenAPI description is here (`OPENAPI`, `ENVOY_OPENAPI`),
+registered with it. It reads the same services container as the FastAPI routes,
+dependency overrides included (`deps.ServiceResolver`): without overrides, or with
+overrides that take no parameters, the container is ready before the request; an
+override that needs the request is resolved by FastAPI for /verify too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from authsvc.cookies import has_session_cookie, parse_cookie_header, session_coo
 from authsvc.deps import ServicesDep
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
 from authsvc.metrics import Metrics, VerifyOutcome
+from authsvc.openapi import COOKIE_OR_BEARER_SECURITY, IdentityBody, MessageBody, json_doc
 from authsvc.routes.responses import dump
 from authsvc.services import Services
 from authsvc.session import request_token
@@ -67,6 +69,83 @@ DENIED = {
 INTERNAL_ERROR = response(500, dump({"message": "internal error"}))
 # Where the FastAPI-resolved answer leaves its outcome for the metrics.
 OUTCOME = "authsvc.verify_outcome"
+
+
+IDENTITY_HEADER_DOCS = {
+    "X-Auth-Request-User": "The user id.",
+    "X-Auth-Request-Email": "The email address.",
+    "X-Auth-Request-Preferred-Username": "The email address (the unique login).",
+    "X-Auth-Request-Groups": "The user's groups, comma-separated: their role.",
+    "X-Auth-Request-Role": "The role, e.g. ADMIN.",
+    "X-Auth-Request-Name": "The display name, or the email when none is set.",
+}
+ALLOWED_RESPONSE = {
+    **json_doc(IdentityBody, "Allowed: copy the identity headers onto the upstream request."),
+    "headers": {
+        name: {"description": text, "schema": {"type": "string"}}
+        for name, text in IDENTITY_HEADER_DOCS.items()
+    },
+}
+RESPONSES = {
+    "200": ALLOWED_RESPONSE,
+    "400": json_doc(MessageBody, "A policy parameter that cannot mean anything."),
+    "401": json_doc(MessageBody, "No valid session (cookie or bearer token)."),
+    "403": json_doc(MessageBody, "A valid session that fails the policy."),
+    "500": json_doc(MessageBody, "Internal failure: the proxy must deny."),
+}
+POLICY_PARAMETERS = [
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "style": "form",
+        "explode": True,
+    }
+    for name, description in (
+        ("allowed_roles", "Roles, comma-separated; any may match."),
+        ("allowed_groups", "Synonym of allowed_roles (oauth2-proxy's name)."),
+        ("allowed_emails", "Exact addresses, comma-separated."),
+        ("allowed_email_domains", "`example.com`, or `.example.com` / `*.example.com`."),
+    )
+]
+# The path items of `/verify` and `/verify/{path}` (hotpath.py's routes: FastAPI cannot see them).
+OPENAPI = {
+    "get": {
+        "tags": ["forward-auth"],
+        "summary": "Forward-auth check (nginx auth_request, Traefik ForwardAuth, "
+        "Caddy forward_auth)",
+        "description": """Validates the session cookie (or `Authorization: Bearer <token>`, as
+next-auth's `getToken`) for a reverse proxy's forward-auth / `auth_request` call. Any HTTP
+method is accepted (documented here as GET); the request body is never read.
+
+Optional policy (oauth2-proxy semantics; comma-separated, repeatable; all kinds must pass,
+any entry of a kind may match): `allowed_roles` (alias `allowed_groups`), `allowed_emails`,
+`allowed_email_domains` (`example.com` exact, `.example.com` or `*.example.com` with
+subdomains).""",
+        "operationId": "verify",
+        "security": COOKIE_OR_BEARER_SECURITY,
+        "parameters": POLICY_PARAMETERS,
+        "responses": RESPONSES,
+    }
+}
+ENVOY_OPENAPI = {
+    "get": {
+        "tags": ["forward-auth"],
+        "summary": "Forward-auth check for Envoy ext_authz (original path appended)",
+        "description": """The same check for Envoy's `ext_authz` HTTP service: set
+`path_prefix` to this route's prefix and Envoy appends the original path. Any method; 200
+is the only "allow" Envoy knows. Policy parameters are refused here (400): the query string
+is the client's.""",
+        "operationId": "verify_envoy",
+        "security": COOKIE_OR_BEARER_SECURITY,
+        "parameters": [
+            {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": RESPONSES,
+    }
+}
 
 
 @lru_cache(maxsize=4096)
