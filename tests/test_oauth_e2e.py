@@ -56,13 +56,17 @@ async def _live(database_url: str, hasher: PasswordHasher, issuer: str, **extra:
     settings = make_settings(
         url=base,
         database_url=database_url,
-        oidc_issuer=issuer,
-        oidc_client_id="authsvc-test",
-        oidc_client_secret="oidc-client-secret",
-        oidc_name="Company SSO",
-        google_client_id="google-client-id",
-        google_client_secret="google-client-secret",
-        google_issuer=issuer,
+        oidc={
+            "issuer": issuer,
+            "client_id": "authsvc-test",
+            "client_secret": "oidc-client-secret",
+            "name": "Company SSO",
+        },
+        google={
+            "client_id": "google-client-id",
+            "client_secret": "google-client-secret",
+            "issuer": issuer,
+        },
         **extra,
     )
     return Live(create_app(settings, hasher=hasher), base, database_url)

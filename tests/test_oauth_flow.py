@@ -136,23 +136,31 @@ class Service:
 
 def provider_settings(idp: HostileIdP, other: HostileIdP) -> dict[str, Any]:
     return {
-        "oidc_issuer": idp.issuer,
-        "oidc_client_id": "oidc-client",
-        "oidc_client_secret": idp.clients["oidc-client"],
-        "oidc_name": "Hostile SSO",
-        "google_client_id": "google-client",
-        "google_client_secret": other.clients["google-client"],
-        "google_issuer": other.issuer,
-        "github_client_id": "github-client",
-        "github_client_secret": idp.clients["github-client"],
-        "github_authorization_url": f"{idp.base}/login/oauth/authorize",
-        "github_token_url": f"{idp.base}/login/oauth/access_token",
-        "github_api_url": idp.base,
-        "facebook_client_id": "facebook-client",
-        "facebook_client_secret": idp.clients["facebook-client"],
-        "facebook_authorization_url": f"{idp.base}/dialog/oauth",
-        "facebook_token_url": f"{idp.base}/oauth/access_token",
-        "facebook_graph_url": idp.base,
+        "oidc": {
+            "issuer": idp.issuer,
+            "client_id": "oidc-client",
+            "client_secret": idp.clients["oidc-client"],
+            "name": "Hostile SSO",
+        },
+        "google": {
+            "client_id": "google-client",
+            "client_secret": other.clients["google-client"],
+            "issuer": other.issuer,
+        },
+        "github": {
+            "client_id": "github-client",
+            "client_secret": idp.clients["github-client"],
+            "authorization_url": f"{idp.base}/login/oauth/authorize",
+            "token_url": f"{idp.base}/login/oauth/access_token",
+            "api_url": idp.base,
+        },
+        "facebook": {
+            "client_id": "facebook-client",
+            "client_secret": idp.clients["facebook-client"],
+            "authorization_url": f"{idp.base}/dialog/oauth",
+            "token_url": f"{idp.base}/oauth/access_token",
+            "graph_url": idp.base,
+        },
     }
 
 

@@ -215,15 +215,10 @@ OPERATIONS = {
     ("get", "/api/auth/verify/{path}"): ("verify_envoy", {"200", "400", "401", "403", "500"}),
 }
 EVERY_PROVIDER = {
-    "google_client_id": "g",
-    "google_client_secret": "g-secret",
-    "github_client_id": "h",
-    "github_client_secret": "h-secret",
-    "facebook_client_id": "f",
-    "facebook_client_secret": "f-secret",
-    "oidc_issuer": "https://idp.example.com",
-    "oidc_client_id": "o",
-    "oidc_client_secret": "o-secret",
+    "google": {"client_id": "g", "client_secret": "g-secret"},
+    "github": {"client_id": "h", "client_secret": "h-secret"},
+    "facebook": {"client_id": "f", "client_secret": "f-secret"},
+    "oidc": {"issuer": "https://idp.example.com", "client_id": "o", "client_secret": "o-secret"},
 }
 MODES = {
     "default": {},

@@ -342,9 +342,7 @@ def oauth_settings(dsn: str, base: str, issuer: str, **extra: Any) -> Settings:
     return prisma_settings(
         dsn,
         url=base,
-        oidc_issuer=issuer,
-        oidc_client_id="authsvc-test",
-        oidc_client_secret="oidc-client-secret",
+        oidc={"issuer": issuer, "client_id": "authsvc-test", "client_secret": "oidc-client-secret"},
         **extra,
     )
 

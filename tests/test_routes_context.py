@@ -25,7 +25,7 @@ JSON_POST_ROUTES = [
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(github_client_id="id", github_client_secret="secret")
+    settings = make_settings(github={"client_id": "id", "client_secret": "secret"})
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as http:

@@ -525,8 +525,8 @@ async def test_session_is_reissued_under_the_newest_secret(rotating: httpx.Async
 async def with_github(
     database_url: str, hasher: PasswordHasher
 ) -> AsyncIterator[httpx.AsyncClient]:
-    github = {"github_client_id": "github-client", "github_client_secret": "github-secret"}
-    async with v5_app(database_url, hasher, **github) as client:
+    github = {"client_id": "github-client", "client_secret": "github-secret"}
+    async with v5_app(database_url, hasher, github=github) as client:
         yield client
 
 

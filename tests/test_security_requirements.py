@@ -87,11 +87,13 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A GitHub provider whose endpoints are answered in-process (see `github_api`).
 GITHUB = "http://127.0.0.1:9"
 GITHUB_SETTINGS = {
-    "github_client_id": "github-client",
-    "github_client_secret": "github-client-secret-0123456789",
-    "github_authorization_url": f"{GITHUB}/login/oauth/authorize",
-    "github_token_url": f"{GITHUB}/login/oauth/access_token",
-    "github_api_url": GITHUB,
+    "github": {
+        "client_id": "github-client",
+        "client_secret": "github-client-secret-0123456789",
+        "authorization_url": f"{GITHUB}/login/oauth/authorize",
+        "token_url": f"{GITHUB}/login/oauth/access_token",
+        "api_url": GITHUB,
+    }
 }
 
 

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from authsvc.app import create_app
 from authsvc.cookies import CookiePolicy
 from authsvc.session import session_codec
-from authsvc.settings import ConfigError, Settings, load_settings, parse_public_url
+from authsvc.settings import ConfigError, Settings, load_settings, parse_public_url, read_settings
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from tests.conftest import SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+# Every OAuth provider variable, and where it lands.
+PROVIDER_VARIABLES = {
+    "GOOGLE_CLIENT_ID": ("google", "client_id"),
+    "GOOGLE_CLIENT_SECRET": ("google", "client_secret"),
+    "GOOGLE_ISSUER": ("google", "issuer"),
+    "GITHUB_CLIENT_ID": ("github", "client_id"),
+    "GITHUB_CLIENT_SECRET": ("github", "client_secret"),
+    "GITHUB_AUTHORIZATION_URL": ("github", "authorization_url"),
+    "GITHUB_TOKEN_URL": ("github", "token_url"),
+    "GITHUB_API_URL": ("github", "api_url"),
+    "FACEBOOK_CLIENT_ID": ("facebook", "client_id"),
+    "FACEBOOK_CLIENT_SECRET": ("facebook", "client_secret"),
+    "FACEBOOK_AUTHORIZATION_URL": ("facebook", "authorization_url"),
+    "FACEBOOK_TOKEN_URL": ("facebook", "token_url"),
+    "FACEBOOK_GRAPH_URL": ("facebook", "graph_url"),
+    "OIDC_ISSUER": ("oidc", "issuer"),
+    "OIDC_CLIENT_ID": ("oidc", "client_id"),
+    "OIDC_CLIENT_SECRET": ("oidc", "client_secret"),
+    "OIDC_NAME": ("oidc", "name"),
+    "OIDC_SCOPE": ("oidc", "scope"),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +51,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "AUTH_SECRET_1",
         "AUTH_SECRET_2",
         "AUTH_SECRET_3",
+        *PROVIDER_VARIABLES,
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
@@ -272,3 +299,89 @@ def test_an_unusable_server_limit_refuses_to_start_naming_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError, match=variable):
         load_settings()
+
+
+# --- OAuth providers: one group each, read from next-auth's flat variables ---------------
+
+
+def provider_value(settings: Settings, variable: str) -> object:
+    group, field = PROVIDER_VARIABLES[variable]
+    value = getattr(getattr(settings, group), field)
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else value
+
+
+def test_every_provider_variable_the_readme_names_is_read_into_its_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`((?:GOOGLE|GITHUB|FACEBOOK|OIDC)_[A-Z_]+)`", readme))
+    assert named == set(PROVIDER_VARIABLES)
+    for variable in PROVIDER_VARIABLES:
+        monkeypatch.setenv(variable, f"https://{variable.lower()}.example.com")
+    settings = Settings(_env_file=None, secret=SECRET)
+    for variable in PROVIDER_VARIABLES:
+        assert provider_value(settings, variable) == f"https://{variable.lower()}.example.com"
+
+
+def test_provider_variables_come_from_dotenv_any_case_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with open(".env", "w") as env_file:
+        env_file.write("GITHUB_CLIENT_ID=from-dotenv\ngithub_client_secret=s\nOIDC_NAME=SSO\n")
+    monkeypatch.setenv("OIDC_NAME", "Company SSO")
+    settings = read_settings()
+    assert (settings.github.client_id, settings.github.secret) == ("from-dotenv", "s")
+    assert (settings.oidc.name, settings.oidc.scope) == ("Company SSO", "openid email profile")
+    assert settings.google.client_id is None and settings.google.secret == ""
+
+
+def test_given_provider_values_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_CLIENT_ID", "from-env")
+    monkeypatch.setenv("GITHUB_API_URL", "https://github.example.com/api")
+    settings = Settings(_env_file=None, secret=SECRET, github={"client_id": "given"})
+    assert (settings.github.client_id, settings.github.api_url) == (
+        "given",
+        "https://github.example.com/api",
+    )
+
+
+def test_a_variable_named_like_a_provider_group_is_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB", "not json")
+    monkeypatch.setenv("GOOGLE", '{"client_id": "x"}')
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    settings = load_settings()
+    assert settings.github.client_id is None and settings.google.client_id is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GOOGLE_CLIENT_ID": "id"}, "GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set"),
+        ({"FACEBOOK_CLIENT_SECRET": "s"}, "FACEBOOK_CLIENT_ID and FACEBOOK_CLIENT_SECRET must"),
+        ({"OIDC_CLIENT_ID": "id", "OIDC_CLIENT_SECRET": "s"}, "OIDC_ISSUER is not"),
+        (
+            {"GITHUB_CLIENT_ID": "id", "GITHUB_CLIENT_SECRET": "s", "GITHUB_TOKEN_URL": "http://x"},
+            "GITHUB_TOKEN_URL must be an https:// URL, got 'http://x'",
+        ),
+        (
+            {"OIDC_CLIENT_ID": "id", "OIDC_CLIENT_SECRET": "s", "OIDC_ISSUER": "http://idp"},
+            "OIDC_ISSUER must be an https:// URL",
+        ),
+    ],
+)
+def test_an_unusable_provider_refuses_to_start_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings()
+
+
+def test_an_endpoint_of_a_disabled_provider_is_not_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTAUTH_SECRET", SECRET)
+    monkeypatch.setenv("FACEBOOK_GRAPH_URL", "http://graph.example.com")
+    assert load_settings().facebook.graph_url == "http://graph.example.com"

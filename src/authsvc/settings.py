@@ -12,12 +12,27 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from dotenv.parser import parse_stream
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from authsvc.redirects import origin_of
 from authsvc.users.prisma_map import PRISMA_SCHEMA, PrismaMapError, PrismaNames, parse_prisma_map
@@ -78,6 +93,114 @@ def parse_public_url(raw: str) -> PublicUrl:
     port = "" if parts.port in (None, default_port) else f":{parts.port}"
     path = parts.path.rstrip("/")
     return PublicUrl(origin=f"{parts.scheme}://{host}{port}", base_path=path or "/api/auth")
+
+
+class ProviderSettings(BaseModel):
+    """One OAuth provider's variables, `<PREFIX>_CLIENT_ID` and the rest, as one value.
+
+    The provider is enabled by its client id. Endpoints and issuers can be overridden (tests,
+    self-hosted IdPs, proxies); `ENDPOINTS` names the fields that are URLs.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    PREFIX: ClassVar[str]
+    ENDPOINTS: ClassVar[tuple[str, ...]]
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    @property
+    def secret(self) -> str:
+        return self.client_secret.get_secret_value() if self.client_secret else ""
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of one field (`GITHUB_TOKEN_URL`)."""
+        return f"{cls.PREFIX}_{field.upper()}"
+
+    def check(self) -> None:
+        if bool(self.client_id) != bool(self.secret):
+            raise ConfigError(
+                f"{self.PREFIX}_CLIENT_ID and {self.PREFIX}_CLIENT_SECRET must be set together"
+            )
+
+    def check_endpoints(self) -> None:
+        if not self.client_id:
+            return
+        for field in self.ENDPOINTS:
+            check_endpoint(self.variable(field), getattr(self, field) or "")
+
+
+class GoogleSettings(ProviderSettings):
+    PREFIX = "GOOGLE"
+    ENDPOINTS = ("issuer",)
+    issuer: str = "https://accounts.google.com"
+
+
+class GitHubSettings(ProviderSettings):
+    PREFIX = "GITHUB"
+    ENDPOINTS = ("authorization_url", "token_url", "api_url")
+    authorization_url: str = "https://github.com/login/oauth/authorize"
+    token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105 - a URL
+    api_url: str = "https://api.github.com"
+
+
+class FacebookSettings(ProviderSettings):
+    PREFIX = "FACEBOOK"
+    ENDPOINTS = ("authorization_url", "token_url", "graph_url")
+    authorization_url: str = "https://www.facebook.com/v11.0/dialog/oauth"
+    token_url: str = "https://graph.facebook.com/oauth/access_token"  # noqa: S105 - a URL
+    graph_url: str = "https://graph.facebook.com"
+
+
+class OidcSettings(ProviderSettings):
+    """Any OpenID Connect provider, from its issuer's discovery document."""
+
+    PREFIX = "OIDC"
+    ENDPOINTS = ("issuer",)
+    issuer: str | None = None
+    name: str = "OpenID Connect"
+    scope: str = "openid email profile"
+
+    def check(self) -> None:
+        super().check()
+        if self.client_id and not self.issuer:
+            raise ConfigError("OIDC_CLIENT_ID is set but OIDC_ISSUER is not: set the issuer URL")
+
+
+class ProviderVariables(PydanticBaseSettingsSource):
+    """Each provider group from its flat variables (`GOOGLE_CLIENT_ID` is `google.client_id`),
+    the environment winning over `.env` as for every other variable.
+
+    Every group gets a value here, even an empty one: the value under the group's own name
+    (`GOOGLE`), which the environment sources pass on undecoded (`NoDecode`), is never read.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], *readers: EnvSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.readers = readers
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        group = field.annotation
+        if not (isinstance(group, type) and issubclass(group, ProviderSettings)):
+            return None, field_name, False
+        values: dict[str, str] = {}
+        for name in group.model_fields:
+            variable = group.variable(name)
+            for reader in self.readers:
+                value = reader.env_vars.get(variable if reader.case_sensitive else variable.lower())
+                if value is not None:
+                    values[name] = value
+                    break
+        return values, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, _, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[name] = value
+        return values
 
 
 class Settings(BaseSettings):
@@ -191,49 +314,12 @@ class Settings(BaseSettings):
         default=1000, ge=1, le=65535, validation_alias="AUTHSVC_MAX_CONNECTIONS"
     )
 
-    # OAuth providers: enabled by their client id, under the names a next-auth app uses.
-    # Endpoints and issuers can be overridden (tests, self-hosted IdPs, proxies).
-    google_client_id: str | None = Field(default=None, validation_alias="GOOGLE_CLIENT_ID")
-    google_client_secret: SecretStr | None = Field(
-        default=None, validation_alias="GOOGLE_CLIENT_SECRET"
-    )
-    google_issuer: str = Field(
-        default="https://accounts.google.com", validation_alias="GOOGLE_ISSUER"
-    )
-    github_client_id: str | None = Field(default=None, validation_alias="GITHUB_CLIENT_ID")
-    github_client_secret: SecretStr | None = Field(
-        default=None, validation_alias="GITHUB_CLIENT_SECRET"
-    )
-    github_authorization_url: str = Field(
-        default="https://github.com/login/oauth/authorize",
-        validation_alias="GITHUB_AUTHORIZATION_URL",
-    )
-    github_token_url: str = Field(
-        default="https://github.com/login/oauth/access_token", validation_alias="GITHUB_TOKEN_URL"
-    )
-    github_api_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_URL")
-    facebook_client_id: str | None = Field(default=None, validation_alias="FACEBOOK_CLIENT_ID")
-    facebook_client_secret: SecretStr | None = Field(
-        default=None, validation_alias="FACEBOOK_CLIENT_SECRET"
-    )
-    facebook_authorization_url: str = Field(
-        default="https://www.facebook.com/v11.0/dialog/oauth",
-        validation_alias="FACEBOOK_AUTHORIZATION_URL",
-    )
-    facebook_token_url: str = Field(
-        default="https://graph.facebook.com/oauth/access_token",
-        validation_alias="FACEBOOK_TOKEN_URL",
-    )
-    facebook_graph_url: str = Field(
-        default="https://graph.facebook.com", validation_alias="FACEBOOK_GRAPH_URL"
-    )
-    oidc_issuer: str | None = Field(default=None, validation_alias="OIDC_ISSUER")
-    oidc_client_id: str | None = Field(default=None, validation_alias="OIDC_CLIENT_ID")
-    oidc_client_secret: SecretStr | None = Field(
-        default=None, validation_alias="OIDC_CLIENT_SECRET"
-    )
-    oidc_name: str = Field(default="OpenID Connect", validation_alias="OIDC_NAME")
-    oidc_scope: str = Field(default="openid email profile", validation_alias="OIDC_SCOPE")
+    # OAuth providers, one group each (see ProviderSettings), read from the flat variables
+    # a next-auth app has (`GOOGLE_CLIENT_ID`, …) by ProviderVariables.
+    google: Annotated[GoogleSettings, NoDecode] = Field(default_factory=GoogleSettings)
+    github: Annotated[GitHubSettings, NoDecode] = Field(default_factory=GitHubSettings)
+    facebook: Annotated[FacebookSettings, NoDecode] = Field(default_factory=FacebookSettings)
+    oidc: Annotated[OidcSettings, NoDecode] = Field(default_factory=OidcSettings)
     # Sign a provider identity into an existing user with the same, provider-verified email.
     link_accounts_by_email: bool = Field(
         default=False, validation_alias="AUTHSVC_LINK_ACCOUNTS_BY_EMAIL"
@@ -451,36 +537,35 @@ class Settings(BaseSettings):
                     f"(scheme, host, optional port; no path or wildcard), got {origin!r}"
                 )
 
+    @property
+    def provider_settings(self) -> tuple[ProviderSettings, ...]:
+        """Every provider's group, in next-auth's usual listing order."""
+        return (self.google, self.github, self.facebook, self.oidc)
+
     def _check_providers(self) -> None:
-        pairs = {
-            "GOOGLE": (self.google_client_id, self.google_client_secret),
-            "GITHUB": (self.github_client_id, self.github_client_secret),
-            "FACEBOOK": (self.facebook_client_id, self.facebook_client_secret),
-            "OIDC": (self.oidc_client_id, self.oidc_client_secret),
-        }
-        for prefix, (client_id, client_secret) in pairs.items():
-            if bool(client_id) != bool(client_secret and client_secret.get_secret_value()):
-                raise ConfigError(
-                    f"{prefix}_CLIENT_ID and {prefix}_CLIENT_SECRET must be set together"
-                )
-        if self.oidc_client_id and not self.oidc_issuer:
-            raise ConfigError("OIDC_CLIENT_ID is set but OIDC_ISSUER is not: set the issuer URL")
-        endpoints = {
-            "GOOGLE_ISSUER": (self.google_client_id, self.google_issuer),
-            "GITHUB_AUTHORIZATION_URL": (self.github_client_id, self.github_authorization_url),
-            "GITHUB_TOKEN_URL": (self.github_client_id, self.github_token_url),
-            "GITHUB_API_URL": (self.github_client_id, self.github_api_url),
-            "FACEBOOK_AUTHORIZATION_URL": (
-                self.facebook_client_id,
-                self.facebook_authorization_url,
-            ),
-            "FACEBOOK_TOKEN_URL": (self.facebook_client_id, self.facebook_token_url),
-            "FACEBOOK_GRAPH_URL": (self.facebook_client_id, self.facebook_graph_url),
-            "OIDC_ISSUER": (self.oidc_client_id, self.oidc_issuer or ""),
-        }
-        for variable, (enabled, url) in endpoints.items():
-            if enabled:
-                check_endpoint(variable, url)
+        for provider in self.provider_settings:
+            provider.check()
+        for provider in self.provider_settings:
+            provider.check_endpoints()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        readers = [s for s in (env_settings, dotenv_settings) if isinstance(s, EnvSettingsSource)]
+        provider_variables = ProviderVariables(settings_cls, *readers)
+        return (
+            init_settings,
+            provider_variables,
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+        )
 
 
 def parse_limit(variable: str, text: str) -> RateLimitItem:
