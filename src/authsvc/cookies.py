@@ -131,10 +131,6 @@ class CookiePolicy:
             skip_empty_chunks=True,
         )
 
-    def read_session(self, cookies: Mapping[str, str]) -> str | None:
-        """The session token of a request's cookies, read as this policy's library reads it."""
-        return read_session_token(cookies, self.session_token, skip_empty=self.skip_empty_chunks)
-
     def _name(self, suffix: str) -> str:
         return f"{'__Secure-' if self.secure else ''}{self.prefix}.{suffix}"
 

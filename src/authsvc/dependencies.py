@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, Request
@@ -53,7 +53,8 @@ from authsvc.cookies import CookiePolicy, parse_cookie_header
 from authsvc.freshness import RoleFreshness
 from authsvc.lookups import BoundedLookups, session_lookups
 from authsvc.revocation import RevocationCheck
-from authsvc.session import SessionServices, request_token, resolve_session, session_codec
+from authsvc.session import SessionServices, resolve_session, session_codec
+from authsvc.session_store import SessionStore
 from authsvc.settings import Settings, read_settings
 from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.records import ROLES, UserLookup, UserRecord
@@ -128,6 +129,12 @@ class OwnServices:
     users: UserLookup = NO_USERS
     revocation: RevocationCheck | None = None
     freshness: RoleFreshness | None = None
+    # Derived from the settings and the codec, as in the services container.
+    session_store: SessionStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        store = SessionStore(self.cookie_policy, self.codec, self.settings.session_max_age)
+        object.__setattr__(self, "session_store", store)
 
 
 class SessionAuth:
@@ -144,13 +151,12 @@ class SessionAuth:
         lookups = session_lookups(settings, LOOKUP_SLOTS)
         policy = CookiePolicy.from_settings(settings.check_session())
         own = OwnServices(settings, policy, session_codec(settings), callbacks, lookups)
-        self._read_with(own, policy)
+        self._read_with(own)
 
-    def _read_with(self, services: SessionServices, policy: CookiePolicy) -> None:
+    def _read_with(self, services: SessionServices) -> None:
         self.services = services
         self.settings = services.settings
-        self.cookie_name = policy.session_token
-        self.skip_empty = policy.skip_empty_chunks
+        self.store = services.session_store
 
     @classmethod
     def from_env(cls, **callbacks: Any) -> SessionAuth:
@@ -164,17 +170,12 @@ class SessionAuth:
         """Read sessions as this authsvc app does: its services container (settings,
         callbacks, user store, revocation and role freshness)."""
         auth = cls(app.services.settings)
-        auth._read_with(app.services, app.services.cookie_policy)
+        auth._read_with(app.services)
         return auth
 
     async def get_session(self, request: Request) -> Session | None:
         cookies = parse_cookie_header(request.headers.get("cookie"))
-        raw = request_token(
-            cookies,
-            request.headers.get("authorization"),
-            self.cookie_name,
-            skip_empty=self.skip_empty,
-        )
+        raw = self.store.token(cookies, request.headers.get("authorization"))
         outcome = await resolve_session(raw, self.services, now=time.time())
         if outcome.kind != "valid" or outcome.token is None or outcome.session is None:
             return None

@@ -12,7 +12,7 @@ It is a frozen value: a variant with one part replaced is `dataclasses.replace(.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -28,6 +28,7 @@ from authsvc.providers.oauth import OAuthProvider
 from authsvc.providers.registry import build_providers
 from authsvc.revocation import RevocationCheck
 from authsvc.session import session_codec
+from authsvc.session_store import SessionStore
 from authsvc.settings import Settings
 from authsvc.throttle import SignInThrottle
 from authsvc.tokens import TokenCodec
@@ -65,6 +66,14 @@ class Services:
     # The opt-in modes (AUTHSVC_REVOCATION, AUTHSVC_ROLE_MAX_AGE); None when off.
     revocation: RevocationCheck | None
     freshness: RoleFreshness | None
+    # The session cookie's load/save/clear, derived from the cookie policy, the codec and
+    # the session lifetime: built with the container, and again with any variant
+    # (`replace`, dependency overrides), so it always uses the container's own parts.
+    session_store: SessionStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        store = SessionStore(self.cookie_policy, self.codec, self.settings.session_max_age)
+        object.__setattr__(self, "session_store", store)
 
     async def aclose(self) -> None:
         """Release what the parts hold open (connections, pools, the HTTP client), and write

@@ -3,8 +3,10 @@ claims of a new session at sign-in.
 
 Used by `GET/POST /session`, sign-in and everything else that asks "who is this?". It knows
 nothing of HTTP: callers hand it the raw token and the services (the container, or what
-`SessionAuth` has) and get a value back. The opt-in modes run around the jwt callback,
-whichever the application has: revocation before it, role freshness after it.
+`SessionAuth` has) and get a value back. The ends are the session store's
+(`session_store.py`): finding the token in a request, decoding it, writing the cookie
+back. The opt-in modes run around the jwt callback, whichever the application has:
+revocation before it, role freshness after it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from authsvc.callbacks import (
     run_jwt,
     run_session,
 )
-from authsvc.cookies import CookiePolicy, decode_uri_component, read_session_token
+from authsvc.cookies import CookiePolicy
 from authsvc.freshness import RoleFreshness
 from authsvc.revocation import RevocationCheck
+from authsvc.session_store import SessionStore
 from authsvc.token_cache import TokenCache
 from authsvc.tokens import Claims, TokenCodec, is_session_shaped
 from authsvc.tokens_v5 import AuthjsTokenCodec
@@ -44,7 +47,7 @@ class SessionServices(CallbackServices, Protocol):
     """What the read path uses: the services container provides it (and `SessionAuth`)."""
 
     @property
-    def codec(self) -> TokenCodec: ...
+    def session_store(self) -> SessionStore: ...
 
     @property
     def callbacks(self) -> Callbacks: ...
@@ -92,40 +95,6 @@ def iso_expires(now: float, max_age: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def request_token(
-    cookies: Mapping[str, str],
-    authorization: str | None,
-    cookie_name: str,
-    *,
-    skip_empty: bool = False,
-) -> str | None:
-    """The raw token as next-auth's `getToken` finds it (the /session route reads cookies only).
-
-    The session cookie (whole or chunked) wins; without one, `Authorization: Bearer <token>`
-    where the first space-separated word is exactly `Bearer` and the second is
-    percent-decoded. A value that does not decode is no token (GHSA-xmf8-cvqr-rfgj).
-    `skip_empty`: empty session cookies do not count (Auth.js v5, `CookiePolicy.authjs`).
-    """
-    token = read_session_token(cookies, cookie_name, skip_empty=skip_empty)
-    if token is not None or not authorization:
-        return token
-    words = authorization.split(" ")
-    if words[0] != "Bearer" or len(words) < 2:
-        return None
-    return decode_uri_component(words[1]) or None
-
-
-def decode_session_token(codec: TokenCodec, raw: str, now: float | None = None) -> Claims | None:
-    """The claims of a valid session token: authentic, unexpired, session-shaped (R6)."""
-    claims = codec.decode(raw, now)
-    if claims is None:
-        return None
-    # The app's session codec checks the shape itself (and caches only what passed).
-    if codec.accepts is not is_session_shaped and not is_session_shaped(claims):
-        return None
-    return claims
-
-
 def default_session_user(claims: Claims) -> dict[str, Any]:
     """next-auth's default `session.user`, from the token as decoded."""
     mapping = {"name": "name", "email": "email", "image": "picture"}
@@ -147,7 +116,7 @@ async def resolve_token(
     """
     if raw_token is None:
         return NO_SESSION
-    claims = decode_session_token(services.codec, raw_token, now)
+    claims = services.session_store.decode(raw_token, now)
     if claims is None:
         log.info("JWT_SESSION_ERROR: session cookie rejected")
         return INVALID_SESSION

@@ -18,7 +18,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from authsvc import pages
 from authsvc.callbacks import SignInParams, run_sign_in
-from authsvc.cookies import has_session_cookie, session_cookie_headers
 from authsvc.db import DATABASE_ERRORS
 from authsvc.deps import ServicesDep
 from authsvc.events import SessionEvent, SignInEvent, SignOutEvent
@@ -51,7 +50,6 @@ from authsvc.routes.responses import (
     error_redirect,
     html_response,
     json_response,
-    new_session_cookies,
     no_session,
     redirect,
     respond,
@@ -59,7 +57,7 @@ from authsvc.routes.responses import (
     sign_in_refused,
     unsupported,
 )
-from authsvc.session import decode_session_token, resolve_session, session_owner, sign_in_claims
+from authsvc.session import resolve_session, session_owner, sign_in_claims
 
 log = logging.getLogger("authsvc.routes.auth")
 
@@ -136,10 +134,10 @@ async def _session_response(
     ctx: AuthContext, *, headers: dict[str, str] | None, update: bool
 ) -> Response:
     services = ctx.services
-    settings = ctx.settings
+    store = services.session_store
     now = time.time()
     outcome = await resolve_session(
-        ctx.policy.read_session(ctx.cookies),
+        store.token(ctx.cookies),
         services,
         trigger="update" if update else None,
         data=ctx.body.get("data") if update else None,
@@ -148,13 +146,9 @@ async def _session_response(
     if outcome.token is None or outcome.session is None:
         # An undecodable cookie is cleared, every chunk of it; a cookie whose callback
         # failed is kept (a broken callback must not sign everyone out).
-        stale = outcome.kind == "invalid"
-        cookies = session_cookie_headers(ctx.policy, ctx.cookies, None) if stale else []
+        cookies = store.clear(ctx.cookies) if outcome.kind == "invalid" else []
         return json_response(ctx, no_session(ctx), headers=headers, cookies=cookies)
-    token = services.codec.encode(outcome.token, settings.session_max_age, now=now)
-    cookies = session_cookie_headers(
-        ctx.policy, ctx.cookies, token, expires=now + settings.session_max_age
-    )
+    cookies = store.save(ctx.cookies, outcome.token, now)
     await services.events.emit(SessionEvent(session=outcome.session, token=outcome.token))
     return json_response(ctx, outcome.session, headers=headers, cookies=cookies)
 
@@ -288,7 +282,7 @@ async def credentials_callback(ctx: Ctx, request: Request) -> Response:
     if claims is None:
         metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
         return sign_in_failed(ctx)
-    cookies = new_session_cookies(ctx, services.codec, claims)
+    cookies = services.session_store.save(ctx.cookies, claims, time.time())
     await services.events.emit(SignInEvent(user=user, account=account))
     metrics.signin_outcome(credentials.PROVIDER_ID, "success")
     return redirect(ctx, ctx.callback_url, cookies=cookies)
@@ -328,11 +322,11 @@ async def signout(ctx: Ctx) -> Response:
     if not ctx.csrf_ok:
         return csrf_failure(ctx, "signout")
     services = ctx.services
+    store = services.session_store
     cookies: list[str] = []
-    if has_session_cookie(ctx.cookies, ctx.policy.session_token):
-        cookies = session_cookie_headers(ctx.policy, ctx.cookies, None)
-        raw = ctx.policy.read_session(ctx.cookies)
-        claims = decode_session_token(services.codec, raw) if raw else None
+    if store.has_cookie(ctx.cookies):
+        cookies = store.clear(ctx.cookies)
+        claims = store.load(ctx.cookies)
         owner = session_owner(claims)
         if services.revocation is not None and owner is not None:
             # Revocation mode: a copied cookie must stop working too, on every device.

@@ -24,7 +24,6 @@ from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
     csrf_failure,
     error_redirect,
-    new_session_cookies,
     redirect,
     sign_in_failed,
     sign_in_refused,
@@ -134,7 +133,7 @@ async def oauth_callback(request: Request, ctx: Ctx, provider: str) -> Response:
     if claims is None:
         metrics.signin_outcome(provider, "failure")
         return sign_in_failed(ctx, cookies=cleared)
-    cookies = [*cleared, *new_session_cookies(ctx, services.codec, claims)]
+    cookies = [*cleared, *services.session_store.save(ctx.cookies, claims, time.time())]
     await services.events.emit(sign_in_event(outcome))
     metrics.signin_outcome(provider, "success")
     return redirect(ctx, ctx.callback_url, cookies=cookies)

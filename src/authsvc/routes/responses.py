@@ -12,7 +12,6 @@ cookies) to the sign-in or error page with v5's error type; "no session" is `nul
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,9 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from authsvc import pages
 from authsvc.callbacks import run_redirect
-from authsvc.cookies import session_cookie_headers
 from authsvc.routes.context import AuthContext
-from authsvc.tokens import Claims, TokenCodec
 
 NO_STORE = {"Cache-Control": "private, no-cache, no-store", "Pragma": "no-cache", "Expires": "0"}
 JSON = "application/json"
@@ -157,11 +154,3 @@ def html_response(ctx: AuthContext, html: str, status: int = 200) -> Response:
         },
     )
     return respond(ctx, response)
-
-
-def new_session_cookies(ctx: AuthContext, codec: TokenCodec, claims: Claims) -> list[str]:
-    """Set-Cookies for a fresh session holding `claims` (stale chunks cleared)."""
-    now = time.time()
-    max_age = ctx.settings.session_max_age
-    token = codec.encode(claims, max_age, now=now)
-    return session_cookie_headers(ctx.policy, ctx.cookies, token, expires=now + max_age)

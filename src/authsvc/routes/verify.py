@@ -35,14 +35,13 @@ from fastapi.routing import APIRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from authsvc import forward_auth, proxy_trust
-from authsvc.cookies import has_session_cookie, parse_cookie_header, session_cookie_headers
+from authsvc.cookies import parse_cookie_header
 from authsvc.deps import ServicesDep
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
 from authsvc.metrics import Metrics, VerifyOutcome
 from authsvc.openapi import COOKIE_OR_BEARER_SECURITY, IdentityBody, MessageBody, json_doc
 from authsvc.routes.responses import dump
 from authsvc.services import Services
-from authsvc.session import request_token
 from authsvc.settings import Settings
 
 if TYPE_CHECKING:
@@ -242,23 +241,16 @@ class VerifyEndpoint:
             return "bad_request", response(400, dump({"message": str(exc)}))
         cookie_header, authorization = _request_headers(scope["headers"])
         cookies = parse_cookie_header(cookie_header)
-        cookie_policy = services.cookie_policy
-        raw_token = request_token(
-            cookies,
-            authorization,
-            cookie_policy.session_token,
-            skip_empty=cookie_policy.skip_empty_chunks,
-        )
+        store = services.session_store
+        raw_token = store.token(cookies, authorization)
         now = time.time()
         decision = await forward_auth.decide(raw_token, policy, services, now=now)
         _log_decision(scope, settings, decision, envoy_path)
         if isinstance(decision, Deny):
             return decision.outcome, DENIED[decision.outcome]
         answer = allowed(decision.identity)
-        if settings.verify_refresh and has_session_cookie(cookies, cookie_policy.session_token):
-            token = services.codec.encode(decision.token, settings.session_max_age, now=now)
-            expires = now + settings.session_max_age
-            refreshed = session_cookie_headers(cookie_policy, cookies, token, expires=expires)
+        if settings.verify_refresh and store.has_cookie(cookies):
+            refreshed = store.save(cookies, decision.token, now)
             status, headers, body = answer
             cookie_headers = [(b"set-cookie", cookie.encode("latin-1")) for cookie in refreshed]
             answer = (status, (*headers, *cookie_headers), body)
