@@ -18,7 +18,6 @@ from authsvc.users.models import Role
 from tests.conftest import BASE, SECRET, make_settings
 from tests.processes import run_authsvc
 
-TOKEN = TokenCodec([SECRET]).encode({"sub": "u1", "email": "a@b.co", "role": "ADMIN"}, 600)
 PASSWORD = "correct-horse-battery"
 
 
@@ -84,7 +83,9 @@ async def test_request_latency_is_a_histogram(memory_client: httpx.AsyncClient) 
 
 
 async def test_verify_outcomes_are_counted(memory_client: httpx.AsyncClient) -> None:
-    cookie = {"cookie": f"next-auth.session-token={TOKEN}"}
+    # Minted here, not at import: a slow suite can outlive a 600-second token.
+    token = TokenCodec([SECRET]).encode({"sub": "u1", "email": "a@b.co", "role": "ADMIN"}, 600)
+    cookie = {"cookie": f"next-auth.session-token={token}"}
     await memory_client.get("/api/auth/verify", headers=cookie)
     await memory_client.get("/api/auth/verify")
     await memory_client.get("/api/auth/verify?allowed_roles=STAFF", headers=cookie)
