@@ -85,7 +85,7 @@ LOWEST_PYTHON ?= $(PYTHON)
 UNIT_TESTS := $(addprefix tests/test_,$(addsuffix .py,callbacks cookies cors csrf \
   database_url deps emails events forward_auth health lookups migrations oauth_checks \
   openapi passwords providers_oauth redirects revocation routes_auth routes_context \
-  routes_v5 routes_verify settings token_cache tokens users_repository vectors \
+  routes_forward_auth routes_v5 settings token_cache tokens users_repository vectors \
   dependencies throttle))
 test-lowest: $(VENV)/.installed
 	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'

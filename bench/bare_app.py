@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from authsvc.hotpath import HEALTHZ_BODY, HEALTHZ_HEADERS
+from authsvc.routes.health import HEALTHZ_BODY, HEALTHZ_HEADERS
 
 _START = {"type": "http.response.start", "status": 200, "headers": HEALTHZ_HEADERS}
 _BODY = {"type": "http.response.body", "body": HEALTHZ_BODY}

@@ -20,8 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import event, text
 
-from authsvc.app import create_app
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService, create_app
 from authsvc.migrations import upgrade
 from authsvc.settings import Settings
 from authsvc.users.models import Role

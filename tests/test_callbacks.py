@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.callbacks import (
     Callbacks,
     JwtParams,
@@ -23,7 +23,6 @@ from authsvc.callbacks import (
     default_sign_in,
 )
 from authsvc.deps import get_redirect_callback, get_session_callback, get_sign_in_callback
-from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.models import Role

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
+from authsvc.app import AuthService
 from authsvc.callbacks import JwtParams
 from authsvc.dependencies import Session, SessionAuth
-from authsvc.hotpath import AuthService
 from authsvc.settings import ConfigError
 from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec

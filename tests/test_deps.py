@@ -17,10 +17,9 @@ import httpx
 import pytest
 from fastapi import Depends, Request
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.callbacks import JwtCallback, JwtParams, default_jwt
 from authsvc.deps import get_jwt_callback, get_settings, get_user_repository
-from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.models import Role

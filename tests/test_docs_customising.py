@@ -14,8 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from authsvc.app import create_app
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService, create_app
 from authsvc.settings import load_settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role

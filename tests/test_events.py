@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.events import (
     CreateUserEvent,
     Events,
@@ -24,7 +24,6 @@ from authsvc.events import (
     SignOutEvent,
     UpdateUserEvent,
 )
-from authsvc.hotpath import AuthService
 from authsvc.logs import JsonFormatter
 from authsvc.migrations import upgrade
 from authsvc.tokens import TokenCodec

@@ -34,8 +34,7 @@ import asyncpg
 import httpx
 import pytest
 
-from authsvc.app import create_app
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService, create_app
 from authsvc.lookups import RETRY_AFTER
 from authsvc.migrations import upgrade
 from authsvc.tokens import TokenCodec

@@ -19,9 +19,8 @@ import httpx
 import pytest
 from fastapi import Request
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.csrf import CsrfState
-from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.routes.context import AuthContext, auth_context, build_context
 from authsvc.tokens import TokenCodec

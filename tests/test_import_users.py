@@ -20,10 +20,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.cli import run
 from authsvc.db import Database
-from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.users.passwords import PasswordHasher
 from tests.conftest import BASE, SECRET, make_settings, throwaway_postgres

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService
 from authsvc.settings import Settings
 from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService
 from authsvc.tokens import TokenCodec
 from tests.conftest import SECRET, StatementCounter, add_user
 from tests.node_oracle import (

@@ -10,8 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from authsvc.app import create_app
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService, create_app
 from authsvc.metrics import FLUSH_SECONDS
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role

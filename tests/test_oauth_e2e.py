@@ -16,9 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.db import Database
-from authsvc.hotpath import AuthService
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Account, User
 from authsvc.users.passwords import PasswordHasher

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.callbacks import SignInParams
 from authsvc.deps import get_events, get_sign_in_callback, get_user_repository
 from authsvc.events import (
@@ -40,7 +40,6 @@ from authsvc.events import (
     SignInEvent,
     UpdateUserEvent,
 )
-from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Account, User

@@ -11,7 +11,7 @@ import argon2
 import bcrypt
 import pytest
 
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService
 from authsvc.providers.credentials import authorize
 from authsvc.users.passwords import (
     HASHING_NICENESS,

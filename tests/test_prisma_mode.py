@@ -24,9 +24,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.db import Database
-from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.settings import ConfigError, Settings
 from authsvc.users.models import Role

@@ -11,11 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.callbacks import JwtParams, default_jwt
 from authsvc.cli import run
 from authsvc.freshness import RoleFreshness
-from authsvc.hotpath import AuthService
 from authsvc.lookups import BoundedLookups
 from authsvc.revocation import RevocationCheck, now_ms
 from authsvc.tokens import TokenCodec

@@ -14,10 +14,9 @@ import bcrypt
 import httpx
 import pytest
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.callbacks import JwtParams, SessionParams
 from authsvc.deps import get_jwt_callback, get_session_callback
-from authsvc.hotpath import AuthService
 from authsvc.settings import ConfigError, Settings
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role

@@ -16,9 +16,9 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
+from authsvc.app import AuthService
 from authsvc.csrf import csrf_state
 from authsvc.deps import get_sign_in_callback
-from authsvc.hotpath import AuthService
 from authsvc.settings import Settings
 from authsvc.tokens import TokenCodec
 from authsvc.tokens_v5 import AuthjsTokenCodec

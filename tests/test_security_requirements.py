@@ -1,7 +1,7 @@
 """The security requirements (docs/security.md, R1-R37) that no other module proves.
 
 docs/security.md maps each of R1-R37 to its tests; most live beside the code they test
-(test_tokens, test_cookies, test_routes_verify, ...). This module holds the rest: the
+(test_tokens, test_cookies, test_routes_forward_auth, ...). This module holds the rest: the
 requirements checked end to end over HTTP, and oauth2-proxy's 559 hostile redirect
 targets against every place that takes a callback URL besides the `callbackUrl` query
 and the sign-out body (those two are in test_redirects.py).
@@ -47,7 +47,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import event, update
 from starlette.types import Message
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.callbacks import JwtParams, SessionParams
 from authsvc.cookies import encode_value
 from authsvc.deps import (
@@ -59,7 +59,6 @@ from authsvc.deps import (
     get_throttle,
     get_user_repository,
 )
-from authsvc.hotpath import AuthService
 from authsvc.migrations import upgrade
 from authsvc.outbound import ProviderError, get_json, make_client
 from authsvc.tokens import HEADER_SEGMENT, TokenCodec, derive_key

@@ -22,8 +22,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from authsvc.app import create_app
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService, create_app
 from authsvc.settings import ConfigError, parse_limit
 from authsvc.throttle import NAMESPACE, SignInThrottle, address_identity
 from authsvc.users.passwords import PasswordHasher, Verification

@@ -60,7 +60,7 @@ from authsvc.tokens import Claims, TokenCodec
 from authsvc.users.records import ROLES, UserLookup, UserRecord
 
 if TYPE_CHECKING:
-    from authsvc.hotpath import AuthService
+    from authsvc.app import AuthService
 
 UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="authsvc"'}
 # Lookups an application's own jwt callback may have in flight at once (`find_user`).

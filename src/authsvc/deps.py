@@ -13,7 +13,7 @@ def`, `yield`).
 - any other override needs the request, so FastAPI resolves it on each request: the
   resolver installs an override of `get_services` that depends on the overridden getters,
   and FastAPI's own dependency resolution does the rest, on the FastAPI routes and on the
-  hot path alike (see `routes/verify.py`).
+  hot path alike (see `routes/forward_auth.py`).
 Without overrides (the usual production case) a route gets the container as it is.
 
 Getters read the container as the app built it (`request.app.services`), never the

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService
 from authsvc.settings import ConfigError, Settings
 
 DEFAULT_APP = "authsvc.app:create_app"

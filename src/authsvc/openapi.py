@@ -1,8 +1,8 @@
 """The OpenAPI document (`/openapi.json`, `/docs`): what it holds besides the routes.
 
 Each route describes itself where it is declared: a FastAPI route on its decorator
-(`summary`, `description`, `responses`, `openapi_extra`), a hot route (`hotpath.py`)
-with the path items it is registered with. The next-auth routes answer with hand-built
+(`summary`, `description`, `responses`, `openapi_extra`), a hot route (`app.py`) with
+the path items it is registered with. The next-auth routes answer with hand-built
 responses (their bytes must match next-auth's), so FastAPI cannot infer their bodies;
 they name their bodies with the models and shared responses below. This module adds the
 document-wide parts: the security schemes, the models as components, and the Auth.js v5
@@ -208,7 +208,7 @@ def build_openapi(
     app: FastAPI, settings: Settings, hot_routes: Mapping[str, dict[str, Any]]
 ) -> dict[str, Any]:
     """The document: FastAPI's routes, then `hot_routes` (path items by path: the routes
-    `hotpath.AuthService` answers itself, which FastAPI cannot see)."""
+    `app.AuthService` answers itself, which FastAPI cannot see)."""
     schema = get_openapi(
         title=app.title,
         version=app.version,

@@ -5,8 +5,7 @@ A function, so each worker builds its own app, with settings from the environmen
 
 from __future__ import annotations
 
-from authsvc.app import create_app
-from authsvc.hotpath import AuthService
+from authsvc.app import AuthService, create_app
 from storefront_auth.callbacks import CALLBACKS
 from storefront_auth.events import EVENTS
 

@@ -3,13 +3,13 @@
 Every page a browser loads calls `GET /session` (next-auth's `useSession()`, on load, on
 focus and on its refetch interval), and `signIn`/`signOut` fetch `/csrf` and `/providers`
 first. FastAPI's per-request machinery (its middleware stack, routing, the dependency
-graph) cost several times what these routes do (docs/performance.md), so `hotpath.py`
-hands them here first, like `/verify`. This endpoint runs the very same handlers as the
-FastAPI routes (`routes.auth`), on a context built by the same function
-(`routes.context.context_from`), and does what the middleware would do: the metrics and
-access-log line (`ObservabilityMiddleware`), a clear 4xx for an unreadable body and a
-bare 500 for anything unexpected (`errors.py`). The answers are therefore the FastAPI
-routes' own, byte for byte; tests/test_frontend_hot_path.py compares them.
+graph) cost several times what these routes do (docs/performance.md), so the app hands
+them here first, like `/verify` (hot routes: see `app.py`). This endpoint runs the very
+same handlers as the FastAPI routes (`routes.auth`), on a context built by the same
+function (`routes.context.context_from`), and does what the middleware would do: the
+metrics and access-log line (`ObservabilityMiddleware`), a clear 4xx for an unreadable
+body and a bare 500 for anything unexpected (`errors.py`). The answers are therefore the
+FastAPI routes' own, byte for byte; tests/test_frontend_hot_path.py compares them.
 
 FastAPI still answers whenever its machinery could change the outcome: a dependency
 override that is not one of the container's parts resolved once (`deps.ServiceResolver`,
@@ -23,14 +23,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authsvc.deps import only_parts_overridden
+from authsvc.deps import ServiceResolver, only_parts_overridden
 from authsvc.errors import bad_request_response, unhandled_response
 from authsvc.metrics import access_log, log_access
 from authsvc.routes import auth
@@ -42,9 +42,6 @@ from authsvc.routes.context import (
     read_raw_body,
 )
 from authsvc.services import Services
-
-if TYPE_CHECKING:
-    from authsvc.hotpath import AuthService
 
 Handler = Callable[[Scope, Receive, Services], Awaitable[Response]]
 
@@ -76,10 +73,17 @@ PATHS = frozenset(path for path, _ in HANDLERS)
 
 
 class FrontendEndpoint:
-    def __init__(self, app: AuthService, base_path: str) -> None:
-        self.app = app
-        self.resolver = app.resolver
-        services = app.services
+    def __init__(
+        self,
+        resolver: ServiceResolver,
+        overrides: dict[Any, Any],
+        through_fastapi: ASGIApp,
+        base_path: str,
+    ) -> None:
+        self.resolver = resolver
+        self.overrides = overrides
+        self.through_fastapi = through_fastapi
+        services = resolver.base
         self.metrics = services.metrics
         self.trusted = services.settings.trusted_proxy_networks
         self.cors = bool(services.settings.cors_origins)
@@ -92,14 +96,14 @@ class FrontendEndpoint:
         path: str = scope["path"]
         handler = self.handlers.get((path, method))
         services = self.resolver.services
-        overrides = self.app.dependency_overrides
+        overrides = self.overrides
         if (
             handler is None
             or services is None
             or (overrides and not only_parts_overridden(overrides))
             or (self.cors and _has_header(scope, b"origin"))
         ):
-            await self.app.through_fastapi(scope, receive, send)
+            await self.through_fastapi(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500

@@ -1,8 +1,10 @@
-"""Operations endpoints at the root: `/readyz`, `/metrics` (and `/healthz`, in hotpath.py).
-None needs a cookie.
+"""Operations endpoints at the root: `/healthz`, `/readyz`, `/metrics`. None needs a cookie.
 
 - `/healthz` is liveness: it answers while the process serves requests, and touches
-  nothing else (a database outage must not get healthy replicas restarted).
+  nothing else (a database outage must not get healthy replicas restarted). Every
+  orchestrator probes it, so it is a plain ASGI handler that the app answers before
+  FastAPI's routing and middleware (a hot route: see `app.py`), registered with its
+  OpenAPI description (`HEALTHZ_OPENAPI`).
 - `/readyz` is readiness: the settings hold and the database answers a query on the
   users table within AUTHSVC_DB_TIMEOUT; 503 otherwise, and 200 again as soon as the
   database is back (no restart: the pool pings and reconnects).
@@ -14,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Executable, literal, select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authsvc.db import Database
 from authsvc.deps import ServicesDep
-from authsvc.openapi import ReadyBody
+from authsvc.metrics import Metrics
+from authsvc.openapi import HealthBody, ReadyBody, json_doc
 from authsvc.settings import ConfigError, Settings
 from authsvc.users.tables import UserTables
 
@@ -31,6 +36,33 @@ router = APIRouter(tags=["operations"])
 
 
 NO_STORE = {"Cache-Control": "no-store"}
+HEALTHZ = "/healthz"
+HEALTHZ_BODY = b'{"status":"ok"}'
+HEALTHZ_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-store"),
+    (b"content-length", str(len(HEALTHZ_BODY)).encode()),
+]
+HEALTHZ_OPENAPI = {
+    "get": {
+        "tags": ["operations"],
+        "summary": "Liveness: the process answers (no dependency is checked)",
+        "operationId": "healthz",
+        "responses": {"200": json_doc(HealthBody, "Alive.")},
+    }
+}
+
+
+def healthz(metrics: Metrics) -> ASGIApp:
+    """The `/healthz` handler: a constant answer that touches nothing else, counted."""
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        await send({"type": "http.response.start", "status": 200, "headers": HEALTHZ_HEADERS})
+        await send({"type": "http.response.body", "body": HEALTHZ_BODY})
+        metrics.observe(scope["method"], HEALTHZ, 200, time.perf_counter() - started)
+
+    return answer
 
 
 def _reply(status: int, body: Any) -> Response:

@@ -10,10 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from authsvc.app import create_app
+from authsvc.app import AuthService, create_app
 from authsvc.callbacks import Callbacks, JwtParams
 from authsvc.forward_auth import IDENTITY_HEADERS
-from authsvc.hotpath import AuthService
 from authsvc.tokens import TokenCodec
 from authsvc.users.models import Role
 from authsvc.users.repository import UserRecord

@@ -11,11 +11,12 @@ path and query to `path_prefix`), so policy parameters there are refused rather 
 obeyed or ignored: a policy must be set on `/verify`, or enforced in Envoy from the
 `X-Auth-Request-Role` header.
 
-This is the service's hot path, so it is a plain ASGI handler that `hotpath.py` calls
-before FastAPI's routing and middleware (see docs/performance.md for what that buys);
-FastAPI cannot see it, so its OpenAPI description is here (`OPENAPI`, `ENVOY_OPENAPI`),
-registered with it. It reads the same services container as the FastAPI routes,
-dependency overrides included (`deps.ServiceResolver`): without overrides, or with
+This is the HTTP layer of the forward-auth feature; the decision is `forward_auth.py`'s.
+It is the service's hot path, so it is a plain ASGI handler that the app calls before
+FastAPI's routing and middleware (a hot route: see `app.py`; docs/performance.md for what
+that buys); FastAPI cannot see it, so its OpenAPI description is here (`OPENAPI`,
+`ENVOY_OPENAPI`), registered with it. It reads the same services container as the FastAPI
+routes, dependency overrides included (`deps.ServiceResolver`): without overrides, or with
 overrides that take no parameters, the container is ready before the request; an
 override that needs the request is resolved by FastAPI for /verify too.
 """
@@ -26,26 +27,22 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from authsvc import forward_auth, proxy_trust
 from authsvc.cookies import parse_cookie_header
-from authsvc.deps import ServicesDep
+from authsvc.deps import ServiceResolver, ServicesDep
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
 from authsvc.metrics import Metrics, VerifyOutcome
 from authsvc.openapi import COOKIE_OR_BEARER_SECURITY, IdentityBody, MessageBody, json_doc
 from authsvc.routes.responses import dump
 from authsvc.services import Services
 from authsvc.settings import Settings
-
-if TYPE_CHECKING:
-    from authsvc.hotpath import AuthService
 
 log = logging.getLogger("authsvc.verify")
 
@@ -109,7 +106,7 @@ POLICY_PARAMETERS = [
         ("allowed_email_domains", "`example.com`, or `.example.com` / `*.example.com`."),
     )
 ]
-# The path items of `/verify` and `/verify/{path}` (hotpath.py's routes: FastAPI cannot see them).
+# The path items of `/verify` and `/verify/{path}` (hot routes: FastAPI cannot see them).
 OPENAPI = {
     "get": {
         "tags": ["forward-auth"],
@@ -154,11 +151,11 @@ def allowed(identity: forward_auth.Identity) -> tuple[int, Headers, bytes]:
     return response(200, body, headers)
 
 
-class VerifyEndpoint:
-    def __init__(self, app: AuthService, path: str) -> None:
+class ForwardAuthEndpoint:
+    def __init__(self, app: FastAPI, resolver: ServiceResolver, path: str) -> None:
         self.app = app
-        self.resolver = app.resolver
-        self.metrics: Metrics = app.services.metrics
+        self.resolver = resolver
+        self.metrics: Metrics = resolver.base.metrics
         self.path = path
         self.envoy_prefix = path + "/"
         self.envoy_route = path + "/{path:path}"
