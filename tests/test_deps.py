@@ -244,6 +244,28 @@ async def test_an_override_without_parameters_is_called_once(
     assert app.resolver.services is not None  # no per-request resolution was needed
 
 
+async def test_a_once_resolved_override_is_kept_while_other_overrides_come_and_go(
+    app: AuthService, client: httpx.AsyncClient, ana: UserRecord
+) -> None:
+    calls: list[int] = []
+
+    def once() -> JwtCallback:
+        calls.append(1)
+        return default_jwt
+
+    claims = {"sub": ana.id, "id": ana.id, "email": ana.email, "role": "STAFF", "authTime": 0}
+    app.dependency_overrides[get_jwt_callback] = once
+    assert (await client.get(VERIFY, headers=cookie(**claims))).status_code == 200
+    # A route's own dependency: the frontend's hot routes leave the request to FastAPI.
+    app.dependency_overrides[tenant] = lambda: "eu"
+    assert (await client.get(VERIFY, headers=cookie(**claims))).status_code == 200
+    assert app.resolver.services is not None and app.resolver.direct is None
+    del app.dependency_overrides[tenant]
+    assert (await client.get(VERIFY, headers=cookie(**claims))).status_code == 200
+    assert app.resolver.direct is app.resolver.services is not None
+    assert (app.resolver.services.callbacks.jwt, calls) == (default_jwt, [1])
+
+
 async def test_removing_the_overrides_restores_the_app_as_built(
     app: AuthService, client: httpx.AsyncClient, ana: UserRecord
 ) -> None:

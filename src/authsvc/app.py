@@ -163,7 +163,7 @@ def create_app(
     )
     # Described by their FastAPI routes (routes/auth.py), which answer whatever these do not.
     served = frontend.FrontendEndpoint(
-        app.resolver, app.dependency_overrides, app.through_fastapi, settings.public_url.base_path
+        app.resolver, app.through_fastapi, settings.public_url.base_path
     )
     for path in frontend.PATHS:
         app.add_hot_route(settings.public_url.base_path + path, served)

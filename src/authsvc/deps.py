@@ -7,14 +7,17 @@ part everywhere it is used, the default callbacks, revocation and the hot path i
 An override may have any FastAPI signature (`Request`, sub-dependencies, `def` or `async
 def`, `yield`).
 
-`ServiceResolver` is where overrides are resolved, once for every kind of route:
+`ServiceResolver` is where overrides are resolved, the one place for every kind of route,
+FastAPI's and the hot routes the app answers before FastAPI (`app.py`):
 - an override that takes no parameters is called once, when authsvc first sees it, and its
   value is part of the container from then on (as if given to `create_app`);
 - any other override needs the request, so FastAPI resolves it on each request: the
   resolver installs an override of `get_services` that depends on the overridden getters,
-  and FastAPI's own dependency resolution does the rest, on the FastAPI routes and on the
-  hot path alike (see `routes/forward_auth.py`).
-Without overrides (the usual production case) a route gets the container as it is.
+  and FastAPI's own dependency resolution does the rest, on the FastAPI routes and, through
+  `resolved_by_fastapi`, on a hot route alike (`routes/forward_auth.py`).
+The hot routes read what the resolver worked out when the overrides last changed
+(`services`, `direct`): without overrides (the usual production case) that is the
+container as it is, and a request costs nothing more.
 
 Getters read the container as the app built it (`request.app.services`), never the
 resolved one, so an override can itself depend on another getter without a cycle.
@@ -27,7 +30,10 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authsvc.callbacks import JwtCallback, SessionCallback, SignInCallback
 from authsvc.events import Events
@@ -123,12 +129,6 @@ _PARTS: dict[Callable[..., Awaitable[Any]], str] = {
 }
 
 
-def only_parts_overridden(overrides: Mapping[Any, Any]) -> bool:
-    """Whether every override in force stands for a part of the container (nothing else a
-    route depends on, such as `get_services` itself or a route's own dependency)."""
-    return all(getter in _PARTS for getter in overrides)
-
-
 def with_part(services: Services, getter: Callable[..., Any], value: Any) -> Services:
     """`services` with the part that `getter` stands for replaced by `value`."""
     path = _PARTS[getter]
@@ -155,48 +155,81 @@ class ServiceResolver:
         # The container with the overrides applied, or None while some override needs the
         # request (FastAPI resolves `get_services` per request then).
         self.services: Services | None = services
-        self._seen = self._fingerprint({})
-
-    @property
-    def overridden(self) -> bool:
-        """Whether some override is in force (else the container is used as it is)."""
-        return self.services is not self.base
+        # `services` while every override in force stands for a part of the container, else
+        # None: something else a route depends on (its own dependency, `get_services`
+        # itself) is overridden, so only FastAPI can answer a route that depends on more.
+        self.direct: Services | None = services
+        # Whether some override is in force (else the container is used as it is).
+        self.overridden = False
+        self._seen: tuple[tuple[Any, Any], ...] = ()
+        # Each override resolved once, with its value: called again only when replaced.
+        self._once: dict[Callable[..., Any], tuple[object, object]] = {}
 
     async def sync(self, overrides: dict[Any, Any]) -> None:
         """Bring the plan up to date with the overrides (a tuple compare when unchanged)."""
-        seen = self._fingerprint(overrides)
-        if seen == self._seen:
+        if tuple(overrides.items()) == self._seen:
             return
         own = overrides.get(get_services)
-        if own is not None and not getattr(own, "authsvc_resolver", False):
+        if own is not None and getattr(own, "authsvc_resolver", False):
+            del overrides[get_services]  # this resolver's, for the overrides as they were
+            own = None
+        self.overridden = bool(overrides)
+        if own is not None:
             # The application replaced the whole container itself.
-            self.services = None
-            self._seen = seen
-            return
+            self.services = self.direct = None
+        else:
+            self.services = await self._plan(overrides)
+            self.direct = self.services if all(key in _PARTS for key in overrides) else None
+        self._seen = tuple(overrides.items())
+
+    async def _plan(self, overrides: dict[Any, Any]) -> Services | None:
         services = self.base
         per_request: list[Callable[..., Any]] = []
+        once: dict[Callable[..., Any], tuple[object, object]] = {}
         for getter in _PARTS:
             override = overrides.get(getter)
             if override is None:
                 continue
-            if _resolvable_once(override):
+            if not _resolvable_once(override):
+                per_request.append(getter)
+                continue
+            known = self._once.get(getter)
+            if known is not None and known[0] is override:
+                value = known[1]
+            else:
                 value = override()
                 if inspect.isawaitable(value):
                     value = await value
-                services = with_part(services, getter, value)
-            else:
-                per_request.append(getter)
+            once[getter] = (override, value)
+            services = with_part(services, getter, value)
+        self._once = once
         if per_request:
             overrides[get_services] = _resolving(services, per_request)
-            self.services = None
-        else:
-            overrides.pop(get_services, None)
-            self.services = services
-        self._seen = self._fingerprint(overrides)
+            return None
+        return services
 
-    @staticmethod
-    def _fingerprint(overrides: Mapping[Any, Any]) -> tuple[object, ...]:
-        return (*(overrides.get(getter) for getter in _PARTS), overrides.get(get_services))
+
+def resolved_by_fastapi(
+    app: FastAPI, path: str, endpoint: Callable[[Request, Services], Awaitable[Response]]
+) -> ASGIApp:
+    """`endpoint` as an ASGI app that gets the services FastAPI resolves for the request, as
+    a FastAPI route at `path` would (overrides, sub-dependencies, `yield` clean-up, inside
+    the exit stack FastAPI's own middleware provides) without FastAPI's routing or other
+    middleware: how a hot route is answered while some override needs the request."""
+
+    async def route_endpoint(request: Request, services: ServicesDep) -> Response:
+        return await endpoint(request, services)
+
+    route = APIRoute(
+        path, route_endpoint, dependency_overrides_provider=app, include_in_schema=False
+    )
+    resolving = AsyncExitStackMiddleware(route.app)
+
+    async def resolved(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = app  # what `request.app` is for an override
+        await resolving(scope, receive, send)
+
+    return resolved
 
 
 def _resolvable_once(override: Callable[..., Any]) -> bool:

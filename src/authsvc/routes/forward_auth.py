@@ -18,7 +18,8 @@ that buys); FastAPI cannot see it, so its OpenAPI description is here (`OPENAPI`
 `ENVOY_OPENAPI`), registered with it. It reads the same services container as the FastAPI
 routes, dependency overrides included (`deps.ServiceResolver`): without overrides, or with
 overrides that take no parameters, the container is ready before the request; an
-override that needs the request is resolved by FastAPI for /verify too.
+override that needs the request is resolved by FastAPI for /verify too
+(`deps.resolved_by_fastapi`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
-from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
-from fastapi.routing import APIRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from authsvc import forward_auth, proxy_trust
 from authsvc.cookies import parse_cookie_header
-from authsvc.deps import ServiceResolver, ServicesDep
+from authsvc.deps import ServiceResolver, resolved_by_fastapi
 from authsvc.forward_auth import Allow, Decision, Deny, PolicyError
 from authsvc.metrics import Metrics, VerifyOutcome
 from authsvc.openapi import COOKIE_OR_BEARER_SECURITY, IdentityBody, MessageBody, json_doc
@@ -160,14 +159,8 @@ class ForwardAuthEndpoint:
         self.envoy_prefix = path + "/"
         self.envoy_route = path + "/{path:path}"
         # While some dependency override needs the request, FastAPI resolves the services
-        # for /verify as for any route: this route's ASGI app runs FastAPI's dependency
-        # resolution (overrides, sub-dependencies, `yield` clean-up) inside the exit stack
-        # FastAPI's own middleware provides, without its routing or other middleware.
-        # Without such overrides it is never used.
-        route = APIRoute(
-            path, self._resolved, dependency_overrides_provider=app, include_in_schema=False
-        )
-        self.resolving = AsyncExitStackMiddleware(route.app)
+        # for /verify as for any route. Without such overrides it is never used.
+        self.resolving = resolved_by_fastapi(app, path, self._resolved)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -193,7 +186,7 @@ class ForwardAuthEndpoint:
             log.error("verify failed: %s", type(exc).__name__)
             return "error", INTERNAL_ERROR
 
-    async def _resolved(self, request: Request, services: ServicesDep) -> Response:
+    async def _resolved(self, request: Request, services: Services) -> Response:
         outcome, (status, headers, body) = await self._safe_answer(request.scope, services)
         request.scope[OUTCOME] = outcome
         response = Response(body, status_code=status)
@@ -203,7 +196,6 @@ class ForwardAuthEndpoint:
     async def _through_fastapi(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[VerifyOutcome, int]:
-        scope["app"] = self.app  # what `request.app` is for an override
         status = 0
 
         async def observed(message: Message) -> None:

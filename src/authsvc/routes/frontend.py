@@ -12,8 +12,8 @@ body and a bare 500 for anything unexpected (`errors.py`). The answers are there
 FastAPI routes' own, byte for byte; tests/test_frontend_hot_path.py compares them.
 
 FastAPI still answers whenever its machinery could change the outcome: a dependency
-override that is not one of the container's parts resolved once (`deps.ServiceResolver`,
-`deps.only_parts_overridden`), a request CORS must see (an `Origin` header while
+override that is not one of the container's parts resolved once (`deps.ServiceResolver`
+works that out when the overrides change), a request CORS must see (an `Origin` header while
 AUTHSVC_CORS_ORIGINS is set), or a method these routes do not serve (405, HEAD, OPTIONS).
 The OpenAPI document describes the FastAPI routes, which stay in place.
 """
@@ -23,14 +23,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authsvc.deps import ServiceResolver, only_parts_overridden
+from authsvc.deps import ServiceResolver
 from authsvc.errors import bad_request_response, unhandled_response
 from authsvc.metrics import access_log, log_access
 from authsvc.routes import auth
@@ -73,15 +72,8 @@ PATHS = frozenset(path for path, _ in HANDLERS)
 
 
 class FrontendEndpoint:
-    def __init__(
-        self,
-        resolver: ServiceResolver,
-        overrides: dict[Any, Any],
-        through_fastapi: ASGIApp,
-        base_path: str,
-    ) -> None:
+    def __init__(self, resolver: ServiceResolver, through_fastapi: ASGIApp, base_path: str) -> None:
         self.resolver = resolver
-        self.overrides = overrides
         self.through_fastapi = through_fastapi
         services = resolver.base
         self.metrics = services.metrics
@@ -95,14 +87,8 @@ class FrontendEndpoint:
         method: str = scope["method"]
         path: str = scope["path"]
         handler = self.handlers.get((path, method))
-        services = self.resolver.services
-        overrides = self.overrides
-        if (
-            handler is None
-            or services is None
-            or (overrides and not only_parts_overridden(overrides))
-            or (self.cors and _has_header(scope, b"origin"))
-        ):
+        services = self.resolver.direct
+        if handler is None or services is None or (self.cors and _has_header(scope, b"origin")):
             await self.through_fastapi(scope, receive, send)
             return
         started = time.perf_counter()
