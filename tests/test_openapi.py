@@ -262,8 +262,10 @@ def test_every_route_is_documented_in_every_mode(overrides: dict[str, Any]) -> N
     document = app.openapi()
     documented = {(method, path) for path, method, _ in operations(document)}
     routes = [route for route in api_routes(app) if route.include_in_schema]
-    # A summary of its own (FastAPI would make one up from the function's name).
+    # A summary and a description of its own (FastAPI would make a summary up from the
+    # function's name).
     assert [route.path_format for route in routes if not route.summary] == []
+    assert [route.path_format for route in routes if not route.description] == []
     served = {(method.lower(), route.path_format) for route in routes for method in route.methods}
     assert served <= documented
     # The hot routes: each path described (by its FastAPI route or its own path items),
@@ -271,6 +273,12 @@ def test_every_route_is_documented_in_every_mode(overrides: dict[str, Any]) -> N
     hot = set(app.hot_exact) | {prefix + "{path}" for prefix, _ in app.hot_prefixes}
     assert hot <= {path for _, path in documented}
     assert {path for method, path in documented - served} <= hot
+    undescribed = [
+        (method, path)
+        for path, method, operation in operations(document)
+        if not operation.get("summary") or not operation.get("description")
+    ]
+    assert undescribed == []
     base = app.services.settings.public_url.base_path
     assert {(method, path.replace(base, "/api/auth", 1)) for method, path in documented} == set(
         OPERATIONS

@@ -91,6 +91,9 @@ router = APIRouter(tags=["next-auth"])
 @router.get(
     "/providers",
     summary="Enabled sign-in providers",
+    description="Each enabled provider (the configured OAuth providers, and `credentials` "
+    "unless AUTHSVC_CREDENTIALS=false) with its sign-in and callback URLs, as next-auth "
+    "lists them; next-auth/react's `signIn()` fetches it first.",
     responses={
         "200": {
             "description": "Enabled providers by id.",
@@ -124,6 +127,8 @@ async def providers(services: ServicesDep) -> Response:
 @router.get(
     "/csrf",
     summary="The CSRF token for state-changing POSTs",
+    description="next-auth's double-submit token: send it as `csrfToken` with every POST. "
+    "Sets the CSRF cookie (the token and its hash) when it is missing or does not verify.",
     responses={"200": json_doc(CsrfBody, "Sets the CSRF cookie when missing.")},
 )
 async def csrf(ctx: Ctx) -> Response:
@@ -165,6 +170,10 @@ def _authjs_v5_session(description: str) -> dict[str, Any]:
 @router.get(
     "/session",
     summary="The current session, or {} when signed out",
+    description="What next-auth's `useSession()` and `getSession()` read: the session the "
+    "jwt and session callbacks make of the session cookie, whose expiry is extended (the "
+    "cookie is re-issued). Signed out: `{}` (`null` in Auth.js v5 mode); an undecodable "
+    "cookie is cleared.",
     responses={
         "200": json_doc(SessionBody, "The session (cookie re-issued), or {} when signed out.")
     },
@@ -183,6 +192,9 @@ async def get_session(ctx: Ctx) -> Response:
 @router.post(
     "/session",
     summary="Update the session (jwt callback trigger 'update')",
+    description="next-auth's `update()`: runs the jwt callback with trigger `update` and the "
+    "posted `data`, re-issues the cookie and answers the new session. CSRF-protected: "
+    "without a valid `csrfToken` the answer is 400 with `{}` (`null` in Auth.js v5 mode).",
     responses={
         "200": json_doc(SessionBody, "The updated session, or {} when signed out."),
         **BAD_BODY,
@@ -223,6 +235,11 @@ THROTTLED_DOC = {
 @router.post(
     "/callback/credentials",
     summary="Sign in with email and password",
+    description="CSRF-protected. Throttled per account and per address, then the password is "
+    "checked against the user store and the signIn callback runs; on success the session "
+    "cookie is set and the answer redirects (302, or `{url}` with `json=true`) to the "
+    "callback URL. A wrong email or password is next-auth's `CredentialsSignin` error "
+    "(401 with `json=true`).",
     responses={
         **URL_OR_REDIRECT,
         "401": json_doc(UrlBody, "With `json=true`: sign-in failed (CredentialsSignin)."),
@@ -315,6 +332,9 @@ async def credentials_callback_get() -> Response:
 @router.post(
     "/signout",
     summary="Sign out: clear every session cookie",
+    description="CSRF-protected. Clears every chunk of the session cookie (in revocation "
+    "mode, also ends the user's sessions on every device), emits the signOut event and "
+    "redirects (302, or `{url}` with `json=true`) to the callback URL.",
     responses={**URL_OR_REDIRECT, **BAD_BODY},
     openapi_extra={"requestBody": form_doc(CsrfForm)},
 )
@@ -338,6 +358,8 @@ async def signout(ctx: Ctx) -> Response:
 @router.get(
     "/signin",
     summary="The built-in sign-in page",
+    description="A form for each enabled provider, showing `?error=` when given; a redirect "
+    "to the application's own page instead when AUTHSVC_PAGES_SIGNIN is set.",
     response_class=HTMLResponse,
     responses={"200": HTML},
 )
@@ -360,6 +382,8 @@ async def signin_page(ctx: Ctx, request: Request) -> Response:
 @router.get(
     "/signout",
     summary="The built-in sign-out page",
+    description="A confirmation form that posts to `/signout`; a redirect to the "
+    "application's own page instead when AUTHSVC_PAGES_SIGNOUT is set.",
     response_class=HTMLResponse,
     responses={"200": HTML},
 )
@@ -372,6 +396,10 @@ async def signout_page(ctx: Ctx) -> Response:
 @router.get(
     "/error",
     summary="Error page / redirect by next-auth error code",
+    description="A sign-in error code (`?error=CredentialsSignin`, `OAuthCallback`, …) "
+    "redirects to the sign-in page, which shows it. Any other code is the error page (403 "
+    "for AccessDenied and Verification, 500 for Configuration), or a redirect to the "
+    "application's own page when AUTHSVC_PAGES_ERROR is set.",
     response_class=HTMLResponse,
     responses={
         "200": HTML,

@@ -47,6 +47,9 @@ HEALTHZ_OPENAPI = {
     "get": {
         "tags": ["operations"],
         "summary": "Liveness: the process answers (no dependency is checked)",
+        "description": "A constant answer while the process serves requests; it touches "
+        "nothing else, so a database outage does not get healthy replicas restarted "
+        "(readiness is `/readyz`).",
         "operationId": "healthz",
         "responses": {"200": json_doc(HealthBody, "Alive.")},
     }
@@ -96,6 +99,9 @@ def _settings_ready(settings: Settings) -> bool:
 @router.get(
     "/readyz",
     summary="Readiness: settings valid and database reachable",
+    description="200 while the settings hold and the database answers a query on the users "
+    "table within AUTHSVC_DB_TIMEOUT; 503 otherwise, and 200 again as soon as the database "
+    "is back (no restart needed).",
     responses={
         200: {"model": ReadyBody, "description": "Ready to serve."},
         503: {"model": ReadyBody, "description": "Not ready: see `checks`."},
@@ -117,6 +123,8 @@ async def readyz(services: ServicesDep) -> Response:
 @router.get(
     "/metrics",
     summary="Prometheus metrics",
+    description="The Prometheus text exposition: requests and their durations by route, "
+    "forward-auth decisions and sign-in outcomes. Keep it off the public internet.",
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
 )
 async def metrics(services: ServicesDep) -> Response:

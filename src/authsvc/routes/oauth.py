@@ -39,6 +39,11 @@ NOT_SUPPORTED_DOC = {
     "content": {"text/plain": {"schema": {"type": "string"}}},
 }
 CALLBACK_RESPONSES: Responses = {"302": REDIRECT, "400": NOT_SUPPORTED_DOC}
+CALLBACK_DESCRIPTION = (
+    "Verifies state/PKCE/nonce, exchanges the code, signs the user in and redirects to the "
+    "callback URL with the session cookie. Failures redirect to "
+    "`/error?error=<next-auth code>`."
+)
 
 
 def _flow(ctx: AuthContext, provider_id: str) -> FlowContext:
@@ -88,6 +93,7 @@ async def signin_post(request: Request, ctx: Ctx, provider: str) -> Response:
     "/callback/{provider}",
     operation_id="oauth_callback_get",
     summary="OAuth callback",
+    description=CALLBACK_DESCRIPTION,
     status_code=302,
     response_class=Response,
     responses=CALLBACK_RESPONSES,
@@ -99,9 +105,7 @@ async def signin_post(request: Request, ctx: Ctx, provider: str) -> Response:
     response_class=Response,
     responses={**CALLBACK_RESPONSES, "413": BAD_BODY["413"], "415": BAD_BODY["415"]},
     summary="Where a provider sends the browser back (GET, or POST for form_post)",
-    description="Verifies state/PKCE/nonce, exchanges the code, signs the user in and "
-    "redirects to the callback URL with the session cookie. Failures redirect to "
-    "`/error?error=<next-auth code>`.",
+    description=CALLBACK_DESCRIPTION,
 )
 async def oauth_callback(request: Request, ctx: Ctx, provider: str) -> Response:
     services = ctx.services
