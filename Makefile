@@ -84,7 +84,7 @@ LOWEST := .venv-lowest
 LOWEST_PYTHON ?= $(PYTHON)
 UNIT_TESTS := $(addprefix tests/test_,$(addsuffix .py,callbacks cookies cors csrf \
   database_url deps emails events forward_auth health lookups migrations oauth_checks \
-  openapi passwords providers_oauth redirects revocation routes_auth routes_context \
+  openapi passwords providers_oauth_client redirects revocation routes_auth routes_context \
   routes_forward_auth routes_v5 settings token_cache tokens users_repository vectors \
   dependencies throttle))
 test-lowest: $(VENV)/.installed

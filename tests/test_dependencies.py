@@ -220,7 +220,7 @@ SERVER_ONLY = (
     "authsvc.db",
     "authsvc.app",
     "authsvc.cli",
-    "authsvc.oauth",
+    "authsvc.sign_in.oauth_flow",
     "authsvc.metrics",
     "authsvc.throttle",
     "authsvc.users.repository",

@@ -22,7 +22,7 @@ from authsvc.oauth_checks import (
     issue_checks,
     read_checks,
 )
-from authsvc.providers.oauth import Check
+from authsvc.providers.oauth_client import Check
 from authsvc.tokens import CLOCK_TOLERANCE, TokenCodec
 from tests.conftest import DATA, OTHER_SECRET, SECRET
 

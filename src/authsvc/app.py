@@ -35,7 +35,7 @@ from authsvc.errors import install_error_handlers
 from authsvc.events import Events
 from authsvc.metrics import ObservabilityMiddleware
 from authsvc.openapi import install_openapi
-from authsvc.routes import api_docs, auth, fallback, forward_auth, frontend, health, oauth
+from authsvc.routes import api_docs, auth, fallback, forward_auth, frontend, health, oauth_sign_in
 from authsvc.services import Services, build_services
 from authsvc.settings import Settings, load_settings
 from authsvc.users.passwords import PasswordHasher
@@ -128,7 +128,7 @@ def create_app(
     )
     app.include_router(health.router)
     app.include_router(api_docs.router)
-    for router in (auth.router, oauth.router, fallback.router):
+    for router in (auth.router, oauth_sign_in.router, fallback.router):
         app.include_router(router, prefix=settings.public_url.base_path)
     if settings.cors_origins:
         app.add_middleware(

@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authsvc.callbacks import JwtCallback, SessionCallback, SignInCallback
 from authsvc.events import Events
 from authsvc.metrics import Metrics
-from authsvc.providers.oauth import OAuthProvider
+from authsvc.providers.oauth_client import OAuthProvider
 from authsvc.redirects import RedirectCallback
 from authsvc.revocation import RevocationCheck
 from authsvc.services import Services

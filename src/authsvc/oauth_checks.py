@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from authsvc.cookies import CookiePolicy
-from authsvc.providers.oauth import Check
+from authsvc.providers.oauth_client import Check
 from authsvc.tokens import TokenCodec
 
 CHECK_MAX_AGE = 15 * 60

@@ -24,7 +24,7 @@ from authsvc.freshness import RoleFreshness
 from authsvc.lookups import BoundedLookups, session_lookups
 from authsvc.metrics import Metrics
 from authsvc.outbound import make_client
-from authsvc.providers.oauth import OAuthProvider
+from authsvc.providers.oauth_client import OAuthProvider
 from authsvc.providers.registry import build_providers
 from authsvc.revocation import RevocationCheck
 from authsvc.session import session_codec

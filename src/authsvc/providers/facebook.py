@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from authsvc.outbound import ProviderError, get_json
-from authsvc.providers.oauth import Endpoints, PlainOAuthProvider, Profile, first_string
+from authsvc.providers.oauth_client import Endpoints, PlainOAuthProvider, Profile, first_string
 
 
 @dataclass(slots=True, kw_only=True)

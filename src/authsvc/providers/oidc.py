@@ -18,7 +18,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from authsvc.outbound import ProviderError, get_json
-from authsvc.providers.oauth import Endpoints, OAuthClientBase, Profile, first_string
+from authsvc.providers.oauth_client import Endpoints, OAuthClientBase, Profile, first_string
 from authsvc.settings import ConfigError, check_endpoint
 
 # Asymmetric algorithms only: no `none`, and no HS* (a public key is never an HMAC secret).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from authsvc.providers import oidc
 from authsvc.providers.facebook import facebook
 from authsvc.providers.github import github
-from authsvc.providers.oauth import OAuthProvider
+from authsvc.providers.oauth_client import OAuthProvider
 from authsvc.settings import Settings
 
 

@@ -198,7 +198,7 @@ class SqlAlchemyUserRepository:
         record = UserRecord(id=new_id(), email=email, name=name, image=image)
         async with self._sessions() as session:
             try:
-                # Only a provider-verified email gets here (oauth.py): emailVerified is now.
+                # Only a provider-verified email gets here (oauth_flow.py): emailVerified now.
                 await self._insert_user(session, record, email_verified=True)
                 await self._insert_account(session, record.id, provider, provider_account_id)
                 await session.commit()

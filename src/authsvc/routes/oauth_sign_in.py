@@ -8,14 +8,6 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from authsvc.oauth import (
-    FlowContext,
-    OAuthFailure,
-    announce_changes,
-    begin_sign_in,
-    complete_sign_in,
-    sign_in_event,
-)
 from authsvc.oauth_checks import clear_checks
 from authsvc.openapi import BAD_BODY, REDIRECT, URL_OR_REDIRECT, CsrfForm, Responses, form_doc
 from authsvc.outbound import ProviderError
@@ -30,6 +22,14 @@ from authsvc.routes.responses import (
     unsupported,
 )
 from authsvc.session import sign_in_claims
+from authsvc.sign_in.oauth_flow import (
+    FlowContext,
+    OAuthFailure,
+    announce_changes,
+    begin_sign_in,
+    complete_sign_in,
+    sign_in_event,
+)
 
 log = logging.getLogger("authsvc.oauth")
 router = APIRouter(tags=["next-auth"])

@@ -28,7 +28,7 @@ from authsvc.events import (
 )
 from authsvc.oauth_checks import code_challenge, issue_checks, read_checks
 from authsvc.outbound import ProviderError
-from authsvc.providers.oauth import RESERVED_PARAMS, OAuthProvider, Profile
+from authsvc.providers.oauth_client import RESERVED_PARAMS, OAuthProvider, Profile
 from authsvc.providers.oidc import OidcProvider
 from authsvc.services import Services
 from authsvc.users.emails import normalize_email

@@ -1,4 +1,4 @@
-"""The shared OAuth client plumbing (providers/oauth.py)."""
+"""The shared OAuth client plumbing (providers/oauth_client.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 import httpx
 
-from authsvc.providers.oauth import _SharedClient
+from authsvc.providers.oauth_client import _SharedClient
 
 
 def test_basic_client_authentication_form_encodes_id_and_secret() -> None:
