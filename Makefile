@@ -86,7 +86,7 @@ UNIT_TESTS := $(addprefix tests/test_,$(addsuffix .py,callbacks cookies cors csr
   database_url deps emails events forward_auth health lookups migrations oauth_checks \
   openapi passwords providers_oauth_client redirects revocation routes_auth routes_context \
   routes_forward_auth routes_v5 settings token_cache tokens users_repository vectors \
-  dependencies throttle))
+  dependencies throttle sign_in_credentials_flow))
 test-lowest: $(VENV)/.installed
 	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
 	rm -rf $(LOWEST)

@@ -220,6 +220,7 @@ SERVER_ONLY = (
     "authsvc.db",
     "authsvc.app",
     "authsvc.cli",
+    "authsvc.sign_in.credentials_flow",
     "authsvc.sign_in.oauth_flow",
     "authsvc.metrics",
     "authsvc.throttle",

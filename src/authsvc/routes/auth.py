@@ -8,7 +8,6 @@ redirect is a 302, or `{"url": …}` with the internal status when the body has
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -17,10 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from authsvc import pages
-from authsvc.callbacks import SignInParams, run_sign_in
-from authsvc.db import DATABASE_ERRORS
 from authsvc.deps import ServicesDep
-from authsvc.events import SessionEvent, SignInEvent, SignOutEvent
+from authsvc.events import SessionEvent, SignOutEvent
 from authsvc.openapi import (
     AUTHJS_V5_RESPONSES,
     BAD_BODY,
@@ -44,28 +41,19 @@ from authsvc.providers import credentials
 from authsvc.proxy_trust import client_address
 from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
-    JSON_UTF8,
     NO_STORE,
     csrf_failure,
-    error_redirect,
+    finish_sign_in,
     html_response,
     json_response,
     no_session,
     redirect,
     respond,
-    sign_in_failed,
-    sign_in_refused,
     unsupported,
 )
-from authsvc.session import resolve_session, session_owner, sign_in_claims
-
-log = logging.getLogger("authsvc.routes.auth")
-
-# Error codes that are not next-auth's (its client reports them as they are): a throttled
-# sign-in, and one the database could not serve (503, try again after Retry-After).
-THROTTLED_ERROR = "TooManyRequests"
-UNAVAILABLE_ERROR = "ServiceUnavailable"
-UNAVAILABLE_RETRY_AFTER = 5  # seconds
+from authsvc.session import resolve_session, session_owner
+from authsvc.sign_in.credentials_flow import sign_in_with_password
+from authsvc.sign_in.result import THROTTLED_ERROR, UNAVAILABLE_ERROR
 
 SIGNIN_ERROR_CODES = frozenset(
     {
@@ -255,67 +243,17 @@ THROTTLED_DOC = {
     openapi_extra={"requestBody": form_doc(CredentialsForm)},
 )
 async def credentials_callback(ctx: Ctx, request: Request) -> Response:
-    services = ctx.services
-    metrics = services.metrics
     if not ctx.settings.credentials_enabled:
         return unsupported("POST")
     if not ctx.csrf_ok:
-        metrics.signin_outcome(credentials.PROVIDER_ID, "csrf")
+        ctx.services.metrics.signin_outcome(credentials.PROVIDER_ID, "csrf")
         return csrf_failure(ctx, "signin")
-    # Counted before the user is looked up: the same for every account, and no hashing.
     peer = request.client.host if request.client else None
     address = client_address(
         peer, request.headers.get("x-forwarded-for"), ctx.settings.trusted_proxy_networks
     )
-    throttled = await services.throttle.acquire(ctx.body.get("email"), address)
-    if throttled is not None:
-        metrics.signin_outcome(credentials.PROVIDER_ID, "throttled")
-        return _try_again_later(ctx, 429, THROTTLED_ERROR, throttled.retry_after)
-    try:
-        user = await credentials.authorize(
-            ctx.body,
-            users=services.users,
-            hasher=services.hasher,
-            rehash_bcrypt=ctx.settings.rehash_bcrypt,
-        )
-    except DATABASE_ERRORS as exc:
-        log.error("password sign-in: database unavailable (%s)", type(exc).__name__)
-        metrics.signin_outcome(credentials.PROVIDER_ID, "unavailable")
-        return _try_again_later(ctx, 503, UNAVAILABLE_ERROR, UNAVAILABLE_RETRY_AFTER)
-    if user is None:
-        metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
-        return error_redirect(
-            ctx, "CredentialsSignin", status=401, provider=credentials.PROVIDER_ID
-        )
-    account = credentials.account_for(user)
-    allowed = await run_sign_in(
-        services.callbacks.sign_in,
-        SignInParams(account=account, services=services, user=user, credentials=ctx.body),
-    )
-    if allowed is not True:
-        metrics.signin_outcome(credentials.PROVIDER_ID, "denied")
-        return sign_in_refused(ctx, allowed)
-    claims = await sign_in_claims(services, user, account)
-    if claims is None:
-        metrics.signin_outcome(credentials.PROVIDER_ID, "failure")
-        return sign_in_failed(ctx)
-    cookies = services.session_store.save(ctx.cookies, claims, time.time())
-    await services.events.emit(SignInEvent(user=user, account=account))
-    metrics.signin_outcome(credentials.PROVIDER_ID, "success")
-    return redirect(ctx, ctx.callback_url, cookies=cookies)
-
-
-def _try_again_later(ctx: AuthContext, status: int, code: str, retry_after: int) -> Response:
-    """429 or 503 with Retry-After: `{"url": …/error?error=<code>}` for next-auth/react (its
-    `signIn()` then reports that error and status), an HTML page for a plain form."""
-    headers = {**NO_STORE, "Retry-After": str(retry_after)}
-    if ctx.json_mode:
-        query = urlencode({"error": code, "provider": credentials.PROVIDER_ID})
-        body = {"url": f"{ctx.base}/error?{query}"}
-        return json_response(ctx, body, status=status, media_type=JSON_UTF8, headers=headers)
-    response = html_response(ctx, pages.error_page(status=status, base=ctx.base), status)
-    response.headers.update(headers)
-    return response
+    outcome = await sign_in_with_password(ctx.body, address, ctx.services)
+    return await finish_sign_in(ctx, credentials.PROVIDER_ID, outcome)
 
 
 @router.get("/callback/credentials", include_in_schema=False)

@@ -16,20 +16,11 @@ from authsvc.routes.context import AuthContext, Ctx
 from authsvc.routes.responses import (
     csrf_failure,
     error_redirect,
+    finish_sign_in,
     redirect,
-    sign_in_failed,
-    sign_in_refused,
     unsupported,
 )
-from authsvc.session import sign_in_claims
-from authsvc.sign_in.oauth_flow import (
-    FlowContext,
-    OAuthFailure,
-    announce_changes,
-    begin_sign_in,
-    complete_sign_in,
-    sign_in_event,
-)
+from authsvc.sign_in.oauth_flow import FlowContext, begin_sign_in, complete_sign_in
 
 log = logging.getLogger("authsvc.oauth")
 router = APIRouter(tags=["next-auth"])
@@ -108,36 +99,12 @@ async def signin_post(request: Request, ctx: Ctx, provider: str) -> Response:
     description=CALLBACK_DESCRIPTION,
 )
 async def oauth_callback(request: Request, ctx: Ctx, provider: str) -> Response:
-    services = ctx.services
-    metrics = services.metrics
-    oauth_provider = services.providers.get(provider)
+    oauth_provider = ctx.services.providers.get(provider)
     if oauth_provider is None:
         return unsupported(request.method)
     params = dict(request.query_params) if request.method == "GET" else ctx.body
     cleared = clear_checks(ctx.policy, ctx.cookies)
     outcome = await complete_sign_in(
-        oauth_provider, params, ctx.cookies, _flow(ctx, provider), services
+        oauth_provider, params, ctx.cookies, _flow(ctx, provider), ctx.services
     )
-    if isinstance(outcome, OAuthFailure):
-        log.warning("%s %s: %s", outcome.code or "OAuthProfile", provider, outcome.reason)
-        metrics.signin_outcome(provider, "denied" if outcome.code == "AccessDenied" else "failure")
-        if outcome.code is None:
-            return redirect(ctx, f"{ctx.base}/signin", cookies=cleared)
-        if outcome.code == "AccessDenied":
-            return sign_in_refused(ctx, outcome.refusal, cookies=cleared)
-        return error_redirect(ctx, outcome.code, cookies=cleared)
-    await announce_changes(services.events, outcome)
-    claims = await sign_in_claims(
-        services,
-        outcome.user,
-        outcome.account,
-        profile=outcome.profile.raw,
-        is_new_user=outcome.is_new_user,
-    )
-    if claims is None:
-        metrics.signin_outcome(provider, "failure")
-        return sign_in_failed(ctx, cookies=cleared)
-    cookies = [*cleared, *services.session_store.save(ctx.cookies, claims, time.time())]
-    await services.events.emit(sign_in_event(outcome))
-    metrics.signin_outcome(provider, "success")
-    return redirect(ctx, ctx.callback_url, cookies=cookies)
+    return await finish_sign_in(ctx, provider, outcome, cookies=cleared)

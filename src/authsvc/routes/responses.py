@@ -12,6 +12,7 @@ cookies) to the sign-in or error page with v5's error type; "no session" is `nul
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from authsvc import pages
 from authsvc.callbacks import run_redirect
 from authsvc.routes.context import AuthContext
+from authsvc.sign_in.result import THROTTLED_ERROR, UNAVAILABLE_ERROR, SignedIn, SignInFailure
 
 NO_STORE = {"Cache-Control": "private, no-cache, no-store", "Pragma": "no-cache", "Expires": "0"}
 JSON = "application/json"
@@ -118,12 +120,6 @@ def sign_in_refused(
     return error_redirect(ctx, "AccessDenied", status=403, cookies=cookies)
 
 
-def sign_in_failed(ctx: AuthContext, *, cookies: list[str] | None = None) -> Response:
-    """The jwt callback failed at sign-in: no session, and next-auth's `Configuration`
-    error ("a problem with the server configuration; check the server logs")."""
-    return error_redirect(ctx, "Configuration", status=500, cookies=cookies)
-
-
 def csrf_failure(ctx: AuthContext, action: str) -> Response:
     """A POST without a verified CSRF token: back to the page with `?csrf=true` (v4), or
     v5's `MissingCSRF` on the sign-in page."""
@@ -154,3 +150,75 @@ def html_response(ctx: AuthContext, html: str, status: int = 200) -> Response:
         },
     )
     return respond(ctx, response)
+
+
+# The status next-auth answers a failed sign-in with in JSON mode (200 for the rest;
+# AccessDenied is 403, see `sign_in_refused`). `Configuration`: the jwt callback failed
+# ("a problem with the server configuration; check the server logs").
+_SIGN_IN_STATUS = {
+    "CredentialsSignin": 401,
+    "Configuration": 500,
+    THROTTLED_ERROR: 429,
+    UNAVAILABLE_ERROR: 503,
+}
+# Failures whose error page names the provider (only the credentials flow's).
+_NAMES_PROVIDER = frozenset({"CredentialsSignin", THROTTLED_ERROR, UNAVAILABLE_ERROR})
+
+
+async def finish_sign_in(
+    ctx: AuthContext,
+    provider: str,
+    outcome: SignedIn | SignInFailure,
+    *,
+    cookies: list[str] | None = None,
+) -> Response:
+    """A sign-in flow's result as next-auth answers it: the session cookie and a redirect
+    to the callback URL, or the failure's page; `cookies` go on either."""
+    services = ctx.services
+    if isinstance(outcome, SignInFailure):
+        services.metrics.signin_outcome(provider, outcome.outcome)
+        return _sign_in_failure(ctx, outcome, provider, cookies=cookies)
+    session = services.session_store.save(ctx.cookies, outcome.claims, time.time())
+    await services.events.emit(outcome.event)
+    services.metrics.signin_outcome(provider, "success")
+    return redirect(ctx, ctx.callback_url, cookies=[*(cookies or []), *session])
+
+
+def _sign_in_failure(
+    ctx: AuthContext, failure: SignInFailure, provider: str, *, cookies: list[str] | None = None
+) -> Response:
+    """next-auth's error redirect for the failure's code; no code: back to the sign-in page."""
+    if failure.code is None:
+        return redirect(ctx, f"{ctx.base}/signin", cookies=cookies)
+    if failure.code == "AccessDenied":
+        return sign_in_refused(ctx, failure.refusal, cookies=cookies)
+    status = _SIGN_IN_STATUS.get(failure.code, 200)
+    named = provider if failure.code in _NAMES_PROVIDER else None
+    if failure.retry_after is not None:
+        return _try_again_later(
+            ctx, failure.code, status, named, failure.retry_after, cookies=cookies
+        )
+    return error_redirect(ctx, failure.code, status=status, provider=named, cookies=cookies)
+
+
+def _try_again_later(
+    ctx: AuthContext,
+    code: str,
+    status: int,
+    provider: str | None,
+    retry_after: int,
+    *,
+    cookies: list[str] | None = None,
+) -> Response:
+    """429 or 503 with Retry-After: `{"url": …/error?error=<code>}` for next-auth/react (its
+    `signIn()` then reports that error and status), an HTML page for a plain form."""
+    headers = {**NO_STORE, "Retry-After": str(retry_after)}
+    if ctx.json_mode:
+        query = urlencode({"error": code, **({"provider": provider} if provider else {})})
+        body = {"url": f"{ctx.base}/error?{query}"}
+        return json_response(
+            ctx, body, status=status, media_type=JSON_UTF8, headers=headers, cookies=cookies
+        )
+    response = html_response(ctx, pages.error_page(status=status, base=ctx.base), status)
+    response.headers.update(headers)
+    return respond(None, response, cookies)

@@ -1,9 +1,9 @@
 """The OAuth sign-in flow, start to finish, with no HTTP framework in sight.
 
 `begin_sign_in` makes the authorization URL and the check cookies; `complete_sign_in`
-verifies what comes back to the callback, talks to the provider, and finds or creates
-the user. Every way it can fail is a value (`OAuthFailure`) carrying next-auth's error
-code, so the route only has to turn it into a redirect.
+verifies what comes back to the callback, talks to the provider, finds or creates the
+user, and makes the session's claims. Every way it can fail is a `SignInFailure` carrying
+next-auth's error code, so the route only has to turn it into a redirect.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from authsvc.outbound import ProviderError
 from authsvc.providers.oauth_client import RESERVED_PARAMS, OAuthProvider, Profile
 from authsvc.providers.oidc import OidcProvider
 from authsvc.services import Services
+from authsvc.session import sign_in_claims
+from authsvc.sign_in.result import SignedIn, SignInFailure
 from authsvc.users.emails import normalize_email
 from authsvc.users.repository import (
     AccountLinkedError,
@@ -51,6 +53,8 @@ MAX_PARAM_LENGTH = 512
 
 @dataclass(frozen=True, slots=True)
 class OAuthSignIn:
+    """Who signed in, and how (for the events and the jwt callback)."""
+
     user: UserRecord
     account: Account
     profile: Profile
@@ -58,16 +62,6 @@ class OAuthSignIn:
     # What changed in the user store on the way (for the events).
     linked: bool = False
     updated: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthFailure:
-    """next-auth's error code (None: back to the sign-in page with no code) and a log line;
-    `refusal` is the signIn callback's answer when it refused (False, or a URL)."""
-
-    code: str | None
-    reason: str
-    refusal: bool | str = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +120,35 @@ async def complete_sign_in(
     cookies: Mapping[str, str],
     ctx: FlowContext,
     services: Services,
-) -> OAuthSignIn | OAuthFailure:
+) -> SignedIn | SignInFailure:
+    """The callback's `params` (query or form_post body) and the request's cookies (the
+    checks) → the new session's claims, or why not."""
+    outcome = await _signed_in_user(provider, params, cookies, ctx, services)
+    if isinstance(outcome, SignInFailure):
+        log.warning("%s %s: %s", outcome.code or "OAuthProfile", provider.id, outcome.reason)
+        return outcome
+    await _announce_changes(services.events, outcome)
+    claims = await sign_in_claims(
+        services,
+        outcome.user,
+        outcome.account,
+        profile=outcome.profile.raw,
+        is_new_user=outcome.is_new_user,
+    )
+    if claims is None:
+        return SignInFailure("Configuration", "jwt callback failed")
+    return SignedIn(claims, _sign_in_event(outcome))
+
+
+async def _signed_in_user(
+    provider: OAuthProvider,
+    params: Mapping[str, Any],
+    cookies: Mapping[str, str],
+    ctx: FlowContext,
+    services: Services,
+) -> OAuthSignIn | SignInFailure:
     if "error" in params:
-        return OAuthFailure("Callback", "provider returned an error to the callback")
+        return SignInFailure("Callback", "provider returned an error to the callback")
     returned = read_checks(
         provider.id,
         provider.checks,
@@ -139,23 +159,23 @@ async def complete_sign_in(
         now=ctx.now,
     )
     if returned is None:
-        return OAuthFailure("OAuthCallback", "state, PKCE or nonce check missing or invalid")
+        return SignInFailure("OAuthCallback", "state, PKCE or nonce check missing or invalid")
     code = params.get("code")
     if not isinstance(code, str) or not code or len(code) > 2048:
-        return OAuthFailure("OAuthCallback", "callback has no code")
+        return SignInFailure("OAuthCallback", "callback has no code")
     try:
         first_use = await services.checks.redeem(returned.state_jti, returned.state_expires)
     except DATABASE_ERRORS as exc:
-        return OAuthFailure("Callback", f"check store unavailable: {type(exc).__name__}")
+        return SignInFailure("Callback", f"check store unavailable: {type(exc).__name__}")
     if not first_use:
-        return OAuthFailure("OAuthCallback", "state was used already")
+        return SignInFailure("OAuthCallback", "state was used already")
     try:
         async with asyncio.timeout(ctx.deadline):
             endpoints = await provider.endpoints(ctx.http)
             issuer = params.get("iss")
             if issuer is not None and endpoints.issuer and issuer != endpoints.issuer:
                 # RFC 9207: the response names another issuer (mix-up attack).
-                return OAuthFailure("OAuthCallback", "callback iss is not the provider's issuer")
+                return SignInFailure("OAuthCallback", "callback iss is not the provider's issuer")
             tokens = await provider.exchange_code(
                 ctx.http,
                 endpoints,
@@ -165,11 +185,11 @@ async def complete_sign_in(
             )
             profile = await provider.profile(ctx.http, endpoints, tokens, nonce=returned.nonce)
     except ProviderError as exc:
-        return OAuthFailure("OAuthCallback", str(exc))
+        return SignInFailure("OAuthCallback", str(exc))
     except TimeoutError:
-        return OAuthFailure("OAuthCallback", "provider did not answer in time")
+        return SignInFailure("OAuthCallback", "provider did not answer in time")
     if not profile.id or len(profile.id) > MAX_PROVIDER_ID_LENGTH:
-        return OAuthFailure(None, "profile has no usable id")
+        return SignInFailure(None, "profile has no usable id")
     account = Account(
         provider=provider.id,
         type="oidc" if isinstance(provider, OidcProvider) else "oauth",
@@ -180,18 +200,18 @@ async def complete_sign_in(
     try:
         linked = await users.get_by_account(account.provider, account.provider_account_id)
     except DATABASE_ERRORS as exc:
-        return OAuthFailure("OAuthCreateAccount", f"user store failed: {type(exc).__name__}")
+        return SignInFailure("OAuthCreateAccount", f"user store failed: {type(exc).__name__}")
     allowed = await run_sign_in(
         services.callbacks.sign_in,
         SignInParams(account=account, services=services, user=linked, profile=profile.raw),
     )
     if allowed is not True:
-        return OAuthFailure("AccessDenied", "signIn callback refused", refusal=allowed)
+        return SignInFailure("AccessDenied", "signIn callback refused", refusal=allowed)
     link_by_email = services.settings.link_accounts_by_email
     try:
         return await _find_or_create_user(users, profile, account, linked, link_by_email)
     except DATABASE_ERRORS as exc:
-        return OAuthFailure("OAuthCreateAccount", f"user store failed: {type(exc).__name__}")
+        return SignInFailure("OAuthCreateAccount", f"user store failed: {type(exc).__name__}")
 
 
 async def _find_or_create_user(
@@ -200,7 +220,7 @@ async def _find_or_create_user(
     account: Account,
     user: UserRecord | None,
     link_by_email: bool,
-) -> OAuthSignIn | OAuthFailure:
+) -> OAuthSignIn | SignInFailure:
     """Accounts are identified by (provider, id); an email match alone never links (R26).
     `user` is the one linked to this identity already, if any."""
     provider, provider_id = account.provider, account.provider_account_id
@@ -216,7 +236,7 @@ async def _find_or_create_user(
     email = normalize_email(profile.email)
     if email is None or not profile.email_verified:
         # An unverified address could pre-claim someone else's email (account pre-hijacking).
-        return OAuthFailure("OAuthCallback", "provider gave no verified email")
+        return SignInFailure("OAuthCallback", "provider gave no verified email")
     existing = await users.get_by_email(email)
     if existing is not None:
         # A concurrent first sign-in of this same identity may have created the user
@@ -225,7 +245,7 @@ async def _find_or_create_user(
         if linked is not None:
             return OAuthSignIn(linked, account, profile, is_new_user=False)
         if not link_by_email:
-            return OAuthFailure("OAuthAccountNotLinked", "email belongs to another sign-in method")
+            return SignInFailure("OAuthAccountNotLinked", "email belongs to another sign-in method")
         try:
             await users.link_account(existing.id, provider, provider_id)
         except AccountLinkedError:
@@ -244,12 +264,12 @@ async def _find_or_create_user(
         # A concurrent first sign-in of the same identity won the race: use its user.
         winner = await users.get_by_account(provider, provider_id)
         if winner is None:
-            return OAuthFailure("OAuthAccountNotLinked", "email taken during sign-in")
+            return SignInFailure("OAuthAccountNotLinked", "email taken during sign-in")
         return OAuthSignIn(winner, account, profile, is_new_user=False)
     return OAuthSignIn(created, account, profile, is_new_user=True, linked=True)
 
 
-async def announce_changes(events: Events, signed_in: OAuthSignIn) -> None:
+async def _announce_changes(events: Events, signed_in: OAuthSignIn) -> None:
     """What the sign-in changed in the user store, in next-auth's order (before the session
     is made, so they are told even if making it fails)."""
     user, account, profile = signed_in.user, signed_in.account, signed_in.profile.raw
@@ -261,7 +281,7 @@ async def announce_changes(events: Events, signed_in: OAuthSignIn) -> None:
         await events.emit(UpdateUserEvent(user=user))
 
 
-def sign_in_event(signed_in: OAuthSignIn) -> SignInEvent:
+def _sign_in_event(signed_in: OAuthSignIn) -> SignInEvent:
     return SignInEvent(
         user=signed_in.user,
         account=signed_in.account,
