@@ -2,7 +2,7 @@
 #   docker run -p 8000:8000 -e NEXTAUTH_SECRET=... -e NEXTAUTH_URL=https://shop.example.com \
 #     -e DATABASE_URL=postgresql+asyncpg://user:pass@db/authsvc authsvc
 # It migrates the database, then serves on port 8000 as an unprivileged user.
-# tests/test_dockerfile.py lints this file (hadolint) and runs its install step, command
+# tests/e2e/test_dockerfile.py lints this file (hadolint) and runs its install step, command
 # and health check outside Docker.
 
 # --- build: the package and its dependencies in a virtualenv ---------------------------

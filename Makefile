@@ -82,11 +82,20 @@ smoke:
 # dependency; not the tests that drive Node, browsers, proxies or the CLI in processes.
 LOWEST := .venv-lowest
 LOWEST_PYTHON ?= $(PYTHON)
-UNIT_TESTS := $(addprefix tests/test_,$(addsuffix .py,callbacks cookies cors csrf \
-  database_url deps emails events forward_auth health lookups migrations oauth_checks \
-  openapi passwords providers_oauth_client redirects revocation routes_auth routes_context \
-  routes_forward_auth routes_v5 settings token_cache tokens users_repository vectors \
-  dependencies throttle sign_in_credentials_flow))
+UNIT_TESTS := tests/unit/test_callbacks.py tests/unit/test_cookies.py \
+  tests/unit/test_app_cors.py tests/unit/test_csrf.py tests/unit/test_database_url.py \
+  tests/unit/test_deps.py tests/unit/users/test_emails.py tests/unit/test_events.py \
+  tests/unit/test_forward_auth.py tests/unit/routes/test_health.py \
+  tests/unit/test_lookups.py tests/unit/test_migrations.py \
+  tests/unit/test_oauth_checks.py tests/unit/test_openapi.py \
+  tests/unit/users/test_passwords.py tests/unit/providers/test_oauth_client.py \
+  tests/unit/test_redirects.py tests/unit/test_revocation.py \
+  tests/unit/routes/test_auth.py tests/unit/routes/test_context.py \
+  tests/unit/routes/test_forward_auth.py tests/unit/routes/test_auth_v5.py \
+  tests/unit/test_settings.py tests/unit/test_token_cache.py tests/unit/test_tokens.py \
+  tests/unit/users/test_repository.py tests/interop/test_vectors.py \
+  tests/unit/test_dependencies.py tests/unit/test_throttle.py \
+  tests/unit/sign_in/test_credentials_flow.py
 test-lowest: $(VENV)/.installed
 	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
 	rm -rf $(LOWEST)

@@ -23,7 +23,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SESSION_COOKIE = "next-auth.session-token"
 
 # The storefront's session payload, as its jwt callback builds it (the same claims as
-# tests/test_interop_nextauth.py): a role is present, so no request needs the database.
+# tests/interop/test_nextauth.py): a role is present, so no request needs the database.
 USER_ID = "ckv1user0000000000000001"
 STOREFRONT: dict[str, Any] = {
     "sub": USER_ID,

@@ -6,7 +6,7 @@ over their own PostgreSQL cluster and Redis, under a load of people signing in a
     python -m bench.fleet --soak 60        # a shorter soak
     python -m bench.fleet --json out.json  # the figures as JSON too
 
-tests/test_fleet.py runs the same scenarios in a short form in CI. Each scenario returns
+tests/e2e/test_fleet.py runs the same scenarios in a short form in CI. Each scenario returns
 its figures; `verdicts` says which of the issue's claims they uphold:
 
 - cross_replica: a session minted by one replica is accepted by every other;

@@ -31,7 +31,7 @@ NGINX_UPSTREAM = "server authsvc:8000 max_fails=1 fail_timeout=5s;"
 NGINX_LISTEN = "listen 8080;"
 
 # The replicas' settings that do not depend on where things run: deploy/compose.yaml and
-# deploy/kubernetes/deployment.yaml set exactly these values (tests/test_deploy.py).
+# deploy/kubernetes/deployment.yaml set exactly these values (tests/repo/test_deploy.py).
 SETTINGS: dict[str, str] = {
     "AUTHSVC_LOG_FORMAT": "json",
     # "Sign out everywhere" reaches every replica within this many seconds.

@@ -4,7 +4,7 @@
     python -m bench.fleet_report                            # its figures into the page
 
 The page's figures sit between `<!-- FLEET:BEGIN <results file> -->` and
-`<!-- FLEET:END -->`; tests/test_fleet_report.py holds them to the committed file.
+`<!-- FLEET:END -->`; tests/bench/test_fleet_report.py holds them to the committed file.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.publish bench/results/bench-20261130T120000.json
 
 `python -m bench` calls this after a full run (after a smoke run only with `--publish`).
-The section names the results file it was rendered from, and tests/test_bench_publish.py
+The section names the results file it was rendered from, and tests/bench/test_publish.py
 checks that it is exactly what that file renders to, so every figure in it can be traced to
 a committed run and re-checked. Everything is rendered from the data: a new target, decoder
 or HTTP run in the results shows up here without a change to this module.

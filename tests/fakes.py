@@ -1,7 +1,7 @@
 """An in-memory UserRepository for unit tests of code above the store.
 
 Database behaviour itself is tested against real SQLite and PostgreSQL
-(tests/test_users_repository.py); this fake only lets callbacks and providers be tested
+(tests/unit/users/test_repository.py); this fake only lets callbacks and providers be tested
 without one, and records what they asked for.
 """
 

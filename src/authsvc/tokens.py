@@ -94,7 +94,7 @@ class TokenCodec:
         What python-jose's `jwe.encrypt(plaintext, key, "dir", "A256GCM")` writes (a random
         96-bit IV, the header segment as the additional data), with `cryptography`'s AESGCM
         called directly: python-jose's generic path cost a quarter of `GET /session`
-        (docs/performance.md). tests/test_tokens.py opens these tokens with python-jose.
+        (docs/performance.md). tests/unit/test_tokens.py opens these tokens with python-jose.
         """
         iv = os.urandom(12)
         sealed = _cipher(self.secrets[0], self.salt).encrypt(iv, plaintext, _AAD)
@@ -140,7 +140,7 @@ class TokenCodec:
         With the header pinned to `dir`/`A256GCM` there is nothing left for a JOSE library
         to negotiate, so this calls `cryptography`'s AESGCM directly: about twice as fast
         as python-jose's generic `jwe.decrypt` (see docs/performance.md), and checked
-        against it by tests/test_tokens.py.
+        against it by tests/unit/test_tokens.py.
         """
         _, _, iv, ciphertext, tag = token.split(".")
         nonce = b64url_decode(iv)

@@ -9,7 +9,7 @@ same handlers as the FastAPI routes (`routes.auth`), on a context built by the s
 function (`routes.context.context_from`), and does what the middleware would do: the
 metrics and access-log line (`ObservabilityMiddleware`), a clear 4xx for an unreadable
 body and a bare 500 for anything unexpected (`errors.py`). The answers are therefore the
-FastAPI routes' own, byte for byte; tests/test_frontend_hot_path.py compares them.
+FastAPI routes' own, byte for byte; tests/unit/routes/test_frontend.py compares them.
 
 FastAPI still answers whenever its machinery could change the outcome: a dependency
 override that is not one of the container's parts resolved once (`deps.ServiceResolver`

@@ -2,7 +2,7 @@
 
 A token without `role` (minted before roles existed) makes the jwt callback look the
 user up once. When PostgreSQL is stopped (its database refuses connections and its
-backends are terminated, as in tests/test_health.py) or slow (the users table locked by
+backends are terminated, as in tests/unit/routes/test_health.py) or slow (the users table locked by
 another transaction), `/api/auth/verify` must fail closed (401, never 200) within a bound
 well under a proxy's 200 ms deadline (AUTHSVC_SESSION_LOOKUP_TIMEOUT, 0.1 s; the tests
 allow 0.5 s, a fault bound rather than a performance target), `/api/auth/session` must
@@ -43,7 +43,7 @@ from tests.conftest import BASE, PG_ADMIN_DSN, SECRET, make_settings
 from tests.delay_proxy import DelayProxy
 from tests.processes import Authsvc, run_authsvc
 from tests.servers import free_port
-from tests.test_health import set_reachable
+from tests.unit.routes.test_health import set_reachable
 
 SESSION = "next-auth.session-token"
 EMAIL = "legacy@example.com"

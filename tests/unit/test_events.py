@@ -1,6 +1,6 @@
 """next-auth's `events`: told after the fact, with next-auth's payloads; never in the way.
 
-OAuth's events (createUser, linkAccount, updateUser) are in tests/test_sign_in_oauth_flow.py.
+OAuth's events (createUser, linkAccount, updateUser) are in tests/unit/sign_in/test_oauth_flow.py.
 """
 
 from __future__ import annotations

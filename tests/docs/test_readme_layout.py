@@ -1,4 +1,5 @@
-"""The README's layout section names every module, and every name in it exists (issue 14)."""
+"""The README's layout section names every module, and every name in it exists; unit tests
+mirror the package (issue 14)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "authsvc"
 ENTRY = re.compile(r"^(?P<indent> *)(?P<name>[\w./-]+)\s{2,}\S")
 
@@ -63,7 +64,7 @@ def test_every_line_names_a_module_that_exists() -> None:
     assert stale == []
 
 
-@pytest.mark.parametrize("package", ["providers", "routes", "sign_in", "users"])
+@pytest.mark.parametrize("package", [name.rstrip("/") for name in subpackages()])
 def test_a_subpackage_line_names_each_of_its_modules(package: str) -> None:
     text = package_entries()[package + "/"]
     unnamed = [
@@ -72,6 +73,32 @@ def test_a_subpackage_line_names_each_of_its_modules(package: str) -> None:
         if not re.search(rf"\b{re.escape(name.removesuffix('.py'))}(\.py)?\b", text)
     ]
     assert unnamed == []
+
+
+# Property tests that span several modules (cookies, tokens, redirects, emails).
+CROSS_CUTTING = {"test_properties.py"}
+
+
+def test_every_unit_test_module_is_named_for_the_module_it_tests() -> None:
+    unit = ROOT / "tests" / "unit"
+    strays = []
+    for path in sorted(unit.rglob("test_*.py")):
+        if path.name in CROSS_CUTTING:
+            continue
+        tested = path.stem.removeprefix("test_")
+        beside = PACKAGE / path.parent.relative_to(unit)
+        names = [name.removesuffix(".py") for name in modules(beside)] if beside.is_dir() else []
+        if not any(tested == name or tested.startswith(name + "_") for name in names):
+            strays.append(path.relative_to(ROOT).as_posix())
+    assert strays == []
+
+
+def test_the_tests_line_names_every_folder_of_tests() -> None:
+    text = entries(layout_block())["tests/"][1]
+    folders = sorted(
+        p.name + "/" for p in (ROOT / "tests").iterdir() if p.is_dir() and any(p.rglob("test_*.py"))
+    )
+    assert folders and [folder for folder in folders if folder not in text] == []
 
 
 def test_every_top_level_path_in_the_layout_exists() -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bench import fleet as scenarios
 from bench.common import new_secret
 from bench.fleet_cluster import SETTINGS, Fleet
 from bench.fleet_load import Load, User, sign_in_all
-
 from tests.processes import require_binary
 
 pytestmark = pytest.mark.fleet

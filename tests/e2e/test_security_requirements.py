@@ -66,7 +66,7 @@ from authsvc.users.models import Role, User
 from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import UserRecord
 from tests.conftest import BASE, SECRET, make_settings
-from tests.test_redirects import CORPUS, stays_home
+from tests.unit.test_redirects import CORPUS, stays_home
 
 SESSION = "next-auth.session-token"
 CSRF_COOKIE = "next-auth.csrf-token"
@@ -457,7 +457,7 @@ async def test_without_revocation_a_cookie_copied_before_sign_out_works_until_it
 ) -> None:
     """R14 (default mode, documented trade-off): sign-out clears the browser's cookies, but
     a copy taken before keeps working until `exp`; AUTHSVC_REVOCATION=true ends it
-    (tests/test_revocation.py)."""
+    (tests/unit/test_revocation.py)."""
     await sign_in(client)
     stolen = client.cookies[SESSION]
     await client.post("/api/auth/signout", data={"csrfToken": await csrf_token(client)})

@@ -33,7 +33,7 @@ from authsvc.users.repository import SqlAlchemyUserRepository
 from tests.conftest import make_settings
 from tests.servers import free_port, serve_in_thread
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 # What a root, headless Chromium needs on a machine with no network beyond loopback.
 CHROMIUM_ARGS = [

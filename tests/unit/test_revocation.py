@@ -40,7 +40,7 @@ ANA = UserRecord(id="u-ana", email="ana@example.com", name="Ana", role=Role.ADMI
 async def revoking(database_url: str, hasher: PasswordHasher) -> AsyncIterator[AuthService]:
     app = create_app(
         # A generous lookup deadline: these tests are about revocation, not about timeouts
-        # (tests/test_faults.py bounds the wait), and CI machines can be slow.
+        # (tests/e2e/test_faults.py bounds the wait), and CI machines can be slow.
         make_settings(
             database_url=database_url,
             revocation=True,

@@ -14,7 +14,7 @@ from authsvc.settings import ConfigError, Settings, load_settings, parse_public_
 from authsvc.tokens_v5 import AuthjsTokenCodec
 from tests.conftest import SECRET
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Every OAuth provider variable, and where it lands.
 PROVIDER_VARIABLES = {
     "GOOGLE_CLIENT_ID": ("google", "client_id"),

@@ -7,9 +7,9 @@ import json
 import re
 
 import pytest
+
 from bench.common import new_secret, storefront_token
 from bench.verify_paths import CASES, DOCUMENT, build_app, render, time_case
-
 from tests.processes import ROOT
 
 SECTION = re.compile(

@@ -4,7 +4,7 @@ bench/publish.py renders the page's results section from one run's raw results
 (bench/results/*.json, written by `python -m bench`). These tests hold the page to that
 file, the file to what a reader needs to re-check it (commit, versions, machine load), and
 the renderer to its data: a target, decoder or HTTP run added to the results appears on the
-page with no change to the renderer. tests/test_bench.py runs the command end to end.
+page with no change to the renderer. tests/bench/test_run.py runs the command end to end.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 import pytest
-from bench.publish import DOCUMENT, SectionMissing, read_section, render, replace_section
 
+from bench.publish import DOCUMENT, SectionMissing, read_section, render, replace_section
 from tests.processes import ROOT
 
 MEASURED = {"python", "uvicorn", "fastapi", "python-jose", "fastapi-nextauth-jwt", "node"}

@@ -14,9 +14,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
 from bench.fleet_cluster import ADDRESSED, NGINX_CONF, SECRETS, SETTINGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))

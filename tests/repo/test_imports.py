@@ -11,7 +11,7 @@ import ast
 from collections.abc import Mapping, Set
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "authsvc"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "authsvc"
 
 
 def module_names(package: Path) -> dict[str, Path]:

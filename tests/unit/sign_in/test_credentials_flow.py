@@ -2,7 +2,7 @@
 user store (SQLite and PostgreSQL) and the real Argon2id hasher.
 
 What the route makes of each result (statuses, Retry-After, cookies) is tested over HTTP
-in tests/test_routes_auth.py, tests/test_throttle.py and tests/test_faults.py.
+in tests/unit/routes/test_auth.py, tests/unit/test_throttle.py and tests/e2e/test_faults.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from authsvc.users.passwords import PasswordHasher
 from authsvc.users.repository import SqlAlchemyUserRepository, UserRecord
 from tests.conftest import make_settings
 from tests.servers import free_port
-from tests.test_passwords import Argon2Spy
+from tests.unit.users.test_passwords import Argon2Spy
 
 PASSWORD = "correct-horse-battery"
 ADDRESS = "203.0.113.7"

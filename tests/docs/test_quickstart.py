@@ -7,7 +7,7 @@ email and password the README created, and the session URL shows the user. Only 
 is swapped for a free one (`make run` takes PORT from the environment).
 
 The copy's `.venv` is the one this suite runs in (a symlink): installing the runtime again
-would take half a minute and the network, and `tests/test_dockerfile.py` already installs
+would take half a minute and the network, and `tests/e2e/test_dockerfile.py` already installs
 `requirements.lock` into a fresh virtualenv. `make run` must find that install current; if
 it would reinstall, the test stops rather than let it repoint this suite's `.venv`.
 """
@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
+from tests.interop.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.processes import ROOT, wait_until_up
 from tests.servers import free_port
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 DOC_PORT = "8000"

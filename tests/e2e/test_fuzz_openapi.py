@@ -13,7 +13,7 @@ Bounded for CI: derandomized, a modest number of examples per operation, no dead
 
 Checks left out, and why (each is next-auth's behaviour, which authsvc keeps on purpose):
 - `unsupported_method`: an unknown method or action is next-auth's 400 text answer, not
-  405 (tests/test_routes_auth.py::test_unknown_action_is_400_like_next_auth);
+  405 (tests/unit/routes/test_auth.py::test_unknown_action_is_400_like_next_auth);
 - `allow_header_conformance`: a real finding (the 405's `Allow` misses a method), pinned by
   `test_a_405_lists_every_method_the_path_supports` below;
 - `negative_data_rejection`, `positive_data_acceptance`, `missing_required_header`: the

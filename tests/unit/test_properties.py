@@ -40,7 +40,7 @@ from authsvc.session import session_codec
 from authsvc.tokens import TokenCodec
 from authsvc.users.emails import normalize_email
 from tests.conftest import BASE, OTHER_SECRET, SECRET, make_settings
-from tests.test_redirects import stays_home
+from tests.unit.test_redirects import stays_home
 
 FUZZ = settings(
     max_examples=150,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from bench.fleet_report import DOCUMENT, read_section, render
-
 from tests.processes import ROOT
 
 

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bench.publish import DOCUMENT, read_section, render, replace_section
 from bench.report import FRONTEND_ROUTES, NEXTJS_TARGET_IDS, TARGET_IDS
-
 from tests.processes import ROOT, require_binary
 from tests.servers import NODE_DIR
 

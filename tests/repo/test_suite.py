@@ -19,7 +19,7 @@ from tests.processes import ROOT, require_binary
 
 TESTS = ROOT / "tests"
 SECURITY = ROOT / "docs" / "security.md"
-REFERENCE = re.compile(r"`(tests/\w+\.py)::(\w+)`")
+REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
 # `# --- name ---…` or `# Name ---…`: a comment line that ends in a rule of dashes.
 HEADING = re.compile(r"^# .*-{10,}$")
 
@@ -55,7 +55,7 @@ def is_strict(mark: ast.Call) -> bool:
 
 
 def module_paths() -> list[str]:
-    return sorted(f"tests/{path.name}" for path in TESTS.glob("test_*.py"))
+    return sorted(path.relative_to(ROOT).as_posix() for path in TESTS.rglob("test_*.py"))
 
 
 def open_findings() -> str:

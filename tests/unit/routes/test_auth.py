@@ -31,7 +31,7 @@ from tests.conftest import (
     app_client,
     make_settings,
 )
-from tests.test_passwords import Argon2Spy
+from tests.unit.users.test_passwords import Argon2Spy
 
 SESSION = "next-auth.session-token"
 PASSWORD = "correct-horse-battery"
