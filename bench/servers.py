@@ -9,7 +9,7 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,10 +86,12 @@ def _launch(
     ready_path: str,
     deadline: float = 30.0,
     cpus: str | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Server:
     """Start `command` and wait for a 200 on `ready_path`; `cpus`: pinned there (taskset,
-    which the process and everything it starts inherit)."""
+    which the process and everything it starts inherit); `wrapper` runs it (valgrind)."""
     log = directory / f"{name}.log"
+    command = [*wrapper, *command]
     if cpus is not None:
         command = ["taskset", "--cpu-list", cpus, *command]
     started = time.perf_counter()
@@ -134,10 +136,12 @@ def start_authsvc(
     name: str = "",
     settings: Mapping[str, str] | None = None,
     cpus: str | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Server:
     """`authsvc serve` on a free port, on an SQLite file in `directory` (it migrates itself).
 
-    `settings` are extra environment variables (AUTHSVC_REVOCATION=...); `cpus`: pinned."""
+    `settings` are extra environment variables (AUTHSVC_REVOCATION=...); `cpus`: pinned;
+    `wrapper`: the program that runs it (valgrind), which gets two minutes to answer."""
     port = free_port()
     command = [AUTHSVC, "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
@@ -149,6 +153,8 @@ def start_authsvc(
         directory=directory,
         ready_path="/healthz",
         cpus=cpus,
+        wrapper=wrapper,
+        deadline=120.0 if wrapper else 30.0,
     )
 
 
@@ -169,9 +175,16 @@ def authsvc(
     name: str = "",
     settings: Mapping[str, str] | None = None,
     cpus: str | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[Server]:
     server = start_authsvc(
-        directory, secret, workers=workers, name=name, settings=settings, cpus=cpus
+        directory,
+        secret,
+        workers=workers,
+        name=name,
+        settings=settings,
+        cpus=cpus,
+        wrapper=wrapper,
     )
     with running(server):
         yield server
@@ -206,7 +219,9 @@ def peer(directory: Path, secret: str) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def bare(directory: Path, *, cpus: str | None = None) -> Iterator[Server]:
+def bare(
+    directory: Path, *, cpus: str | None = None, wrapper: Sequence[str] = ()
+) -> Iterator[Server]:
     """bench/bare_app.py (a constant answer) on a plain uvicorn with the options `authsvc
     serve` passes it: the serving stack's floor."""
     port = free_port()
@@ -217,7 +232,15 @@ def bare(directory: Path, *, cpus: str | None = None) -> Iterator[Server]:
     env = clean_environment(PYTHONPATH=str(ROOT))
     with running(
         _launch(
-            "bare-uvicorn", command, env, port=port, directory=directory, ready_path="/", cpus=cpus
+            "bare-uvicorn",
+            command,
+            env,
+            port=port,
+            directory=directory,
+            ready_path="/",
+            cpus=cpus,
+            wrapper=wrapper,
+            deadline=120.0 if wrapper else 30.0,
         )
     ) as server:
         yield server
@@ -234,7 +257,12 @@ def _node_environment(secret: str, public_url: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def nextauth_core(
-    directory: Path, secret: str, public_url: str, *, cpus: str | None = None
+    directory: Path,
+    secret: str,
+    public_url: str,
+    *,
+    cpus: str | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[Server]:
     """next-auth's core handler behind a plain Node `http` server (bench/nextauth_core.js)."""
     port = free_port()
@@ -247,6 +275,8 @@ def nextauth_core(
         directory=directory,
         ready_path="/api/auth/providers",
         cpus=cpus,
+        wrapper=wrapper,
+        deadline=120.0 if wrapper else 30.0,
     )
     with running(server):
         yield server

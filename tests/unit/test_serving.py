@@ -1,0 +1,145 @@
+"""`authsvc serve`'s HTTP protocol answers byte for byte as uvicorn's own does.
+
+`LimitedHttpToolsProtocol` writes each answer's head together with its first body message
+and checks a head's header lines in one pass (serving.py); the limits and deadlines it adds
+are tested against a running server in tests/e2e/test_faults.py. Here the same ASGI apps
+run under uvicorn's `HttpToolsProtocol` and under authsvc's, on real sockets, and what a
+client receives must be the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from authsvc.serving import LimitedHttpToolsProtocol
+
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+GET = b"GET /x HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+
+
+def _start(status: int, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+def _body(body: bytes, *, more: bool = False) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": body, "more_body": more}
+
+
+def _answering(*messages: dict[str, Any]) -> App:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for message in messages:
+            await send(message)
+
+    return app
+
+
+JSON = _answering(
+    _start(
+        200,
+        [
+            (b"content-type", b"application/json"),
+            (b"Content-Length", b"11"),
+            (b"set-cookie", b"a=b; Path=/; HttpOnly; SameSite=Lax"),
+            (b"cache-control", b"no-store, max-age=0"),
+        ],
+    ),
+    _body(b'{"ok":true}'),
+)
+STREAMED = _answering(
+    _start(200, [(b"content-type", b"text/plain")]),
+    _body(b"first ", more=True),
+    _body(b"", more=True),
+    _body(b"second", more=True),
+    _body(b""),
+)
+IN_PARTS = _answering(
+    _start(200, [(b"content-length", b"10")]),
+    _body(b"01234", more=True),
+    _body(b"56789"),
+)
+NO_CONTENT = _answering(_start(204, []), _body(b""))
+CLOSING = _answering(
+    _start(200, [(b"content-length", b"2"), (b"Connection", b"Close")]), _body(b"ok")
+)
+NO_BODY_MESSAGE_YET = _answering(_start(200, [(b"content-length", b"0")]), _body(b""))
+
+
+async def _exchange(protocol: type[HttpToolsProtocol], app: App, request: bytes) -> bytes:
+    """What a client that sends `request` receives until the server closes."""
+    config = uvicorn.Config(app, lifespan="off", log_level="critical", access_log=False)
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"server", b"test")]
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: protocol(config=config, server_state=state, app_state={}), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        received = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+        return received
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _both(app: App, request: bytes) -> tuple[bytes, bytes]:
+    return (
+        await _exchange(HttpToolsProtocol, app, request),
+        await _exchange(LimitedHttpToolsProtocol, app, request),
+    )
+
+
+@pytest.mark.parametrize(
+    ("app", "request_bytes"),
+    [
+        pytest.param(JSON, GET, id="content-length"),
+        pytest.param(STREAMED, GET, id="chunked"),
+        pytest.param(IN_PARTS, GET, id="body-in-parts"),
+        pytest.param(NO_CONTENT, GET, id="204"),
+        pytest.param(CLOSING, GET, id="app-closes"),
+        pytest.param(NO_BODY_MESSAGE_YET, GET, id="empty-body"),
+        pytest.param(JSON, b"HEAD /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", id="head"),
+        pytest.param(STREAMED, b"GET /x HTTP/1.0\r\n\r\n", id="http-1.0"),
+        pytest.param(JSON, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n" + GET, id="pipelined"),
+    ],
+)
+async def test_an_answer_is_the_bytes_uvicorn_sends(app: App, request_bytes: bytes) -> None:
+    uvicorns, authsvcs = await _both(app, request_bytes)
+    assert authsvcs == uvicorns
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"x-a", b"one\r\nset-cookie: injected=1"),
+        (b"x-a", b"one\nx-b: two"),
+        (b"x-a", b"bell\x07"),
+        (b"x a", b"space in the name"),
+        (b"x-a:", b"colon in the name"),
+        (b"", b"empty name"),
+    ],
+)
+async def test_a_header_that_could_split_the_answer_is_never_written(
+    header: tuple[bytes, bytes],
+) -> None:
+    app = _answering(_start(200, [header, (b"content-length", b"2")]), _body(b"ok"))
+    assert await _exchange(LimitedHttpToolsProtocol, app, GET) == b""
+
+
+async def test_a_body_longer_than_its_content_length_sends_no_half_answer() -> None:
+    # uvicorn has sent the head by then and closes after it; authsvc holds the head until
+    # the body is known to fit, so a proxy sees a connection closed before any answer.
+    app = _answering(_start(200, [(b"content-length", b"2")]), _body(b"too long"))
+    assert await _exchange(LimitedHttpToolsProtocol, app, GET) == b""
