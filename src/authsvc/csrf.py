@@ -7,6 +7,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +33,26 @@ def csrf_state(cookie_value: str | None, secrets_: Sequence[str]) -> CsrfState:
     A cookie hashed with an older (rotated) secret stays valid and is re-issued under the
     current one.
     """
-    token, sep, digest = (cookie_value or "").partition("|")
+    if cookie_value:
+        checked = _checked(cookie_value, tuple(secrets_))
+        if checked is not None:
+            return checked
+    token = secrets.token_hex(32)
+    return CsrfState(token=token, trusted=False, new_cookie=_cookie(token, secrets_[0]))
+
+
+# A browser sends the same CSRF cookie with every request until it signs out, so its check
+# is remembered (the state is immutable); a cookie that does not verify is remembered as
+# such, and an LRU bound keeps made-up cookies from growing it.
+@lru_cache(maxsize=4096)
+def _checked(cookie_value: str, secrets_: tuple[str, ...]) -> CsrfState | None:
+    token, sep, digest = cookie_value.partition("|")
     if sep and token:
         for index, secret in enumerate(secrets_):
             if hmac.compare_digest(digest.encode(), _digest(token, secret).encode()):
                 renewed = None if index == 0 else _cookie(token, secrets_[0])
                 return CsrfState(token=token, trusted=True, new_cookie=renewed)
-    token = secrets.token_hex(32)
-    return CsrfState(token=token, trusted=False, new_cookie=_cookie(token, secrets_[0]))
+    return None
 
 
 def csrf_verified(state: CsrfState, submitted: object) -> bool:

@@ -42,6 +42,7 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{host}{suffix}"
 
 
+@lru_cache(maxsize=1024)  # pure; a browser's callback-url cookie comes back with every request
 def default_redirect(url: str, base_url: str) -> str:
     if not url or len(url) > MAX_URL_LENGTH or _UNSAFE.search(url):
         return base_url

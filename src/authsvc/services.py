@@ -70,10 +70,13 @@ class Services:
     # the session lifetime: built with the container, and again with any variant
     # (`replace`, dependency overrides), so it always uses the container's own parts.
     session_store: SessionStore = field(init=False)
+    # What CSRF cookies are hashed with (`Settings.csrf_secrets`), worked out once.
+    csrf_secrets: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         store = SessionStore(self.cookie_policy, self.codec, self.settings.session_max_age)
         object.__setattr__(self, "session_store", store)
+        object.__setattr__(self, "csrf_secrets", tuple(self.settings.csrf_secrets))
 
     async def aclose(self) -> None:
         """Release what the parts hold open (connections, pools, the HTTP client), and write

@@ -49,3 +49,15 @@ def test_body_token_must_equal_the_cookie_token() -> None:
 def test_freshly_minted_token_never_verifies() -> None:
     state = csrf_state(None, [SECRET])
     assert not csrf_verified(state, state.token)
+
+
+def test_a_cookie_trusted_once_is_checked_again_under_other_secrets() -> None:
+    cookie = cookie_for("f" * 64)
+    assert csrf_state(cookie, [SECRET]).trusted
+    assert not csrf_state(cookie, [OTHER_SECRET]).trusted
+
+
+def test_a_forged_cookie_seen_before_still_gets_a_fresh_token_each_time() -> None:
+    forged = "a" * 64 + "|" + "1" * 64
+    first, second = csrf_state(forged, [SECRET]), csrf_state(forged, [SECRET])
+    assert first.token != second.token and not (first.trusted or second.trusted)

@@ -126,3 +126,12 @@ async def test_hostile_callback_url_cookie_is_replaced(client: httpx.AsyncClient
     )
     assert response.status_code == 200
     assert unquote(response.cookies["next-auth.callback-url"]) == BASE
+
+
+def test_a_target_seen_before_is_judged_against_each_base_url() -> None:
+    assert default_redirect("https://shop.example/account", "https://shop.example") == (
+        "https://shop.example/account"
+    )
+    assert default_redirect("https://shop.example/account", "https://other.example") == (
+        "https://other.example"
+    )

@@ -208,7 +208,7 @@ def context_from(facts: RequestFacts, services: Services) -> AuthContext:
     redirect = services.callbacks.redirect
     policy = services.cookie_policy
     cookies = parse_cookie_header(facts.cookie)
-    csrf = csrf_state(cookies.get(policy.csrf_token), settings.csrf_secrets)
+    csrf = csrf_state(cookies.get(policy.csrf_token), services.csrf_secrets)
     body = facts.body
     origin = settings.public_url.origin
     pending: list[str] = []
