@@ -15,7 +15,6 @@ import math
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -85,7 +84,7 @@ class TokenCodec:
         payload = dict(claims)
         payload["iat"] = issued
         payload["exp"] = issued + max_age
-        payload["jti"] = str(uuid.uuid4())
+        payload["jti"] = _uuid4()
         return self._seal(_COMPACT_JSON.encode(payload).encode())
 
     def _seal(self, plaintext: bytes) -> str:
@@ -157,6 +156,16 @@ _AAD = HEADER_SEGMENT.encode("ascii")
 # json.dumps(..., separators=(",", ":"), ensure_ascii=False), built once.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _TAG_BYTES = 16
+
+
+def _uuid4() -> str:
+    """`str(uuid.uuid4())` (next-auth's `jti`, a v4 UUID), in half the time: the `UUID`
+    object it builds was 2 % of a signed-in `GET /session`."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @lru_cache(maxsize=64)

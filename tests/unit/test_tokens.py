@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -79,6 +80,18 @@ def test_encode_sets_iat_exp_and_a_uuid4_jti(codec: TokenCodec) -> None:
     assert claims is not None
     assert (claims["iat"], claims["exp"]) == (NOW, NOW + 3600)
     assert len(claims["jti"]) == 36 and claims["jti"][14] == "4"
+
+
+def test_every_jti_is_a_distinct_rfc_4122_version_4_uuid(codec: TokenCodec) -> None:
+    jtis = [jwt_id(codec.encode(CLAIMS, 60, now=NOW)) for _ in range(200)]
+    parsed = [uuid.UUID(jti) for jti in jtis]
+    assert [str(u) for u in parsed] == jtis
+    assert {(u.version, u.variant) for u in parsed} == {(4, uuid.RFC_4122)}
+    assert len(set(jtis)) == 200
+
+
+def jwt_id(token: str) -> str:
+    return str(json.loads(jwe.decrypt(token, derive_key(SECRET)))["jti"])
 
 
 def test_encode_overwrites_iat_exp_jti_in_place_keeping_their_position(codec: TokenCodec) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -55,8 +56,34 @@ def json_response(
     headers: dict[str, str] | None = None,
     cookies: list[str] | None = None,
 ) -> Response:
-    response = Response(dump(body), status_code=status, media_type=media_type, headers=headers)
-    return respond(ctx, response, cookies)
+    return respond(ctx, JsonAnswer(dump(body), status, media_type, headers), cookies)
+
+
+class JsonAnswer(Response):
+    """Starlette's `Response` for an encoded JSON body, its headers in the order and bytes
+    Starlette's `init_headers` gives them (the given headers, then content-length and
+    content-type), without its general case: a quarter of a signed-out `/session`'s own
+    work was building responses (docs/performance.md)."""
+
+    def __init__(
+        self, body: bytes, status: int, media_type: str, headers: Mapping[str, str] | None
+    ) -> None:
+        self.status_code = status
+        self.media_type = media_type
+        self.background = None
+        self.body = body
+        raw = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+        ]
+        if media_type.startswith("text/") or any(
+            name in (b"content-length", b"content-type") for name, _ in raw
+        ):
+            self.init_headers(headers)
+            return
+        if not (status < 200 or status in (204, 304)):
+            raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        raw.append((b"content-type", media_type.encode("latin-1")))
+        self.raw_headers = raw
 
 
 def redirect(
