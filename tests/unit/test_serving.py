@@ -10,7 +10,8 @@ client receives must be the same bytes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import gc
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +20,18 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from authsvc import serving
 from authsvc.serving import LimitedHttpToolsProtocol
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Protocol(LimitedHttpToolsProtocol):
+    """authsvc's protocol, leaving this test process's heap unfrozen."""
+
+    freezes_startup_heap = False
+
+
 GET = b"GET /x HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
 
 
@@ -97,7 +107,7 @@ async def _exchange(protocol: type[HttpToolsProtocol], app: App, request: bytes)
 async def _both(app: App, request: bytes) -> tuple[bytes, bytes]:
     return (
         await _exchange(HttpToolsProtocol, app, request),
-        await _exchange(LimitedHttpToolsProtocol, app, request),
+        await _exchange(Protocol, app, request),
     )
 
 
@@ -135,11 +145,27 @@ async def test_a_header_that_could_split_the_answer_is_never_written(
     header: tuple[bytes, bytes],
 ) -> None:
     app = _answering(_start(200, [header, (b"content-length", b"2")]), _body(b"ok"))
-    assert await _exchange(LimitedHttpToolsProtocol, app, GET) == b""
+    assert await _exchange(Protocol, app, GET) == b""
 
 
 async def test_a_body_longer_than_its_content_length_sends_no_half_answer() -> None:
     # uvicorn has sent the head by then and closes after it; authsvc holds the head until
     # the body is known to fit, so a proxy sees a connection closed before any answer.
     app = _answering(_start(200, [(b"content-length", b"2")]), _body(b"too long"))
-    assert await _exchange(LimitedHttpToolsProtocol, app, GET) == b""
+    assert await _exchange(Protocol, app, GET) == b""
+
+
+@pytest.fixture
+def unfrozen_afterwards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(serving, "_heap_frozen", False)
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("unfrozen_afterwards")
+async def test_a_workers_first_connection_moves_the_startup_heap_out_of_the_collectors_way() -> (
+    None
+):
+    assert gc.get_freeze_count() == 0
+    await _exchange(LimitedHttpToolsProtocol, JSON, GET)
+    assert gc.get_freeze_count() > 0
