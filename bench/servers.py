@@ -84,12 +84,15 @@ def _launch(
     port: int,
     directory: Path,
     ready_path: str,
-    deadline: float = 30.0,
+    deadline: float | None = None,
     cpus: str | None = None,
     wrapper: Sequence[str] = (),
 ) -> Server:
-    """Start `command` and wait for a 200 on `ready_path`; `cpus`: pinned there (taskset,
-    which the process and everything it starts inherit); `wrapper` runs it (valgrind)."""
+    """Start `command` and wait for a 200 on `ready_path` (30 s; two minutes under a
+    `wrapper` such as valgrind, which runs it); `cpus`: pinned there (taskset, which the
+    process and everything it starts inherit)."""
+    if deadline is None:
+        deadline = 120.0 if wrapper else 30.0
     log = directory / f"{name}.log"
     command = [*wrapper, *command]
     if cpus is not None:
@@ -141,7 +144,7 @@ def start_authsvc(
     """`authsvc serve` on a free port, on an SQLite file in `directory` (it migrates itself).
 
     `settings` are extra environment variables (AUTHSVC_REVOCATION=...); `cpus`: pinned;
-    `wrapper`: the program that runs it (valgrind), which gets two minutes to answer."""
+    `wrapper`: the program that runs it (valgrind)."""
     port = free_port()
     command = [AUTHSVC, "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
@@ -154,7 +157,6 @@ def start_authsvc(
         ready_path="/healthz",
         cpus=cpus,
         wrapper=wrapper,
-        deadline=120.0 if wrapper else 30.0,
     )
 
 
@@ -240,7 +242,6 @@ def bare(
             ready_path="/",
             cpus=cpus,
             wrapper=wrapper,
-            deadline=120.0 if wrapper else 30.0,
         )
     ) as server:
         yield server
@@ -276,7 +277,6 @@ def nextauth_core(
         ready_path="/api/auth/providers",
         cpus=cpus,
         wrapper=wrapper,
-        deadline=120.0 if wrapper else 30.0,
     )
     with running(server):
         yield server
