@@ -41,7 +41,7 @@ class Database:
         connect_args.update(self.target.connect_args)
         self.pool_size = pool_size
         # A server's connection can go stale (restarted, dropped by a proxy): each checkout
-        # tests it first. An SQLite file's cannot, and the test cost an update two extra
+        # tests it first. An SQLite file's cannot, and the test cost an update four extra
         # round trips to aiosqlite's thread.
         self.engine: AsyncEngine = create_async_engine(
             self.url,
