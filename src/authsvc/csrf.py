@@ -34,18 +34,15 @@ def csrf_state(cookie_value: str | None, secrets_: Sequence[str]) -> CsrfState:
     current one.
     """
     if cookie_value:
-        checked = _checked(cookie_value, tuple(secrets_))
+        check = _remembered if len(cookie_value) <= _MEMO_LENGTH else _check
+        checked = check(cookie_value, tuple(secrets_))
         if checked is not None:
             return checked
     token = secrets.token_hex(32)
     return CsrfState(token=token, trusted=False, new_cookie=_cookie(token, secrets_[0]))
 
 
-# A browser sends the same CSRF cookie with every request until it signs out, so its check
-# is remembered (the state is immutable); a cookie that does not verify is remembered as
-# such, and an LRU bound keeps made-up cookies from growing it.
-@lru_cache(maxsize=4096)
-def _checked(cookie_value: str, secrets_: tuple[str, ...]) -> CsrfState | None:
+def _check(cookie_value: str, secrets_: tuple[str, ...]) -> CsrfState | None:
     token, sep, digest = cookie_value.partition("|")
     if sep and token:
         for index, secret in enumerate(secrets_):
@@ -53,6 +50,14 @@ def _checked(cookie_value: str, secrets_: tuple[str, ...]) -> CsrfState | None:
                 renewed = None if index == 0 else _cookie(token, secrets_[0])
                 return CsrfState(token=token, trusted=True, new_cookie=renewed)
     return None
+
+
+# A browser sends the same CSRF cookie with every request until it signs out, so its check
+# is remembered (the state is immutable). A real cookie is 129 characters; longer values
+# are checked every time, and an LRU bound keeps made-up cookies from growing the memo
+# (at most 4,096 x 256 characters).
+_MEMO_LENGTH = 256
+_remembered = lru_cache(maxsize=4096)(_check)
 
 
 def csrf_verified(state: CsrfState, submitted: object) -> bool:

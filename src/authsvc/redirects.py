@@ -42,9 +42,17 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{host}{suffix}"
 
 
-@lru_cache(maxsize=1024)  # pure; a browser's callback-url cookie comes back with every request
 def default_redirect(url: str, base_url: str) -> str:
-    if not url or len(url) > MAX_URL_LENGTH or _UNSAFE.search(url):
+    if not url or len(url) > MAX_URL_LENGTH:
+        return base_url
+    return _judged(url, base_url)
+
+
+# Pure, and a browser's callback-url cookie comes back with every request; the length cap
+# above bounds the memo (at most 1,024 x 2,048 characters).
+@lru_cache(maxsize=1024)
+def _judged(url: str, base_url: str) -> str:
+    if _UNSAFE.search(url):
         return base_url
     if url.startswith("/"):
         return _bounded(quote(base_url + url, safe=_LOCATION_SAFE), base_url)

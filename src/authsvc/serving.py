@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import re
 import urllib.parse
 from typing import Any, ClassVar
 
@@ -44,6 +43,8 @@ import httptools
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
     STATUS_LINE,
     HttpToolsProtocol,
     RequestResponseCycle,
@@ -107,6 +108,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         # Between an answer and the next request's first byte: the deadline is keep-alive's.
         self._idle = False
+        # From a request's first byte to its last (head and body) being parsed.
+        self._receiving = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -128,6 +131,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         HttpToolsProtocol.on_message_begin(self)
         self._idle = False
+        self._receiving = True
         self._in_head = True
         self._head_received = 0
         self._deadline_at = self.loop.time() + self.head_timeout
@@ -187,8 +191,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.pipeline.appendleft((self.cycle, app))
 
     def on_message_complete(self) -> None:
+        self._receiving = False
         self._deadline_at = None
         HttpToolsProtocol.on_message_complete(self)
+        cycle = self.cycle
+        if cycle is not None and cycle.response_complete and not self.pipeline:
+            # Answered before its body had all arrived: now the connection is idle.
+            self._await_next_request()
 
     def on_response_complete(self) -> None:
         # uvicorn's, with the keep-alive deadline kept like the read deadlines (one timer a
@@ -200,10 +209,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
-        else:
-            self._idle = True
-            self._deadline_at = self.loop.time() + self.timeout_keep_alive
-            self._schedule()
+        elif not self._receiving:
+            # Otherwise a request is arriving (the next one's head, or this one's body, which
+            # the app answered without): its read deadline stays in force.
+            self._await_next_request()
+
+    def _await_next_request(self) -> None:
+        self._idle = True
+        self._deadline_at = self.loop.time() + self.timeout_keep_alive
+        self._schedule()
 
     # Deadlines are set and cleared by the parser's callbacks, several times a request, so
     # setting one only records it; `_schedule` (once the received bytes are parsed) keeps
@@ -294,19 +308,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-# What uvicorn allows in a header name and value (its HEADER_RE and HEADER_VALUE_RE,
-# negated), checked on a whole head at once: `name: value` lines, and exactly one CRLF per
-# header, so a value cannot carry a line of its own.
-_HEADER_LINES = re.compile(
-    rb'(?:[^\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]+: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*'
-)
-
-
 class WriteOnceCycle(RequestResponseCycle):
     """uvicorn's request-response cycle, writing an answer's head with its first body
     message, in one `transport.write` (one send(2), one wake-up of the peer, instead of
-    two), and checking the head's header names and values in one pass instead of two
-    regular expressions per header. What it writes is byte for byte uvicorn's."""
+    two), and checking the head's header names and values with uvicorn's own two regular
+    expressions run once over all the names and once over all the values, instead of twice
+    per header (each looks for one forbidden character, so the verdict is the same). What
+    it writes is byte for byte uvicorn's; only an app that starts an answer and then fails
+    before any body gets a closed connection without the head uvicorn would have sent."""
 
     _pending_head = b""
 
@@ -364,10 +373,16 @@ class WriteOnceCycle(RequestResponseCycle):
 
     def _start(self, status_code: int, headers: Any) -> None:
         lines = []
+        names = []
+        values = []
         has_connection_close = False
         for name, value in self.default_headers:
+            names.append(name)
+            values.append(value)
             lines.append(name + b": " + value + b"\r\n")
         for name, value in headers:
+            names.append(name)
+            values.append(value)
             name = name.lower()
             if name == b"content-length" and self.chunked_encoding is None:
                 self.expected_content_length = int(value.decode())
@@ -381,9 +396,11 @@ class WriteOnceCycle(RequestResponseCycle):
                     self.keep_alive = False
                     has_connection_close = True
             lines.append(name + b": " + value + b"\r\n")
+        if HEADER_RE.search(b"".join(names)):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join(values)):
+            raise RuntimeError("Invalid HTTP header value.")
         block = b"".join(lines)
-        if block.count(b"\r\n") != len(lines) or _HEADER_LINES.fullmatch(block) is None:
-            raise RuntimeError("Invalid HTTP header name or value.")
         tail = b""
         if not self.keep_alive and not has_connection_close:
             tail += b"connection: close\r\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from authsvc import csrf
 from authsvc.csrf import csrf_state, csrf_verified
 from tests.conftest import OTHER_SECRET, SECRET
 
@@ -61,3 +62,10 @@ def test_a_forged_cookie_seen_before_still_gets_a_fresh_token_each_time() -> Non
     forged = "a" * 64 + "|" + "1" * 64
     first, second = csrf_state(forged, [SECRET]), csrf_state(forged, [SECRET])
     assert first.token != second.token and not (first.trusted or second.trusted)
+
+
+def test_a_long_made_up_cookie_is_not_kept_in_memory() -> None:
+    remembered = csrf._remembered.cache_info().currsize
+    for index in range(20):
+        csrf_state(f"{index}{'a' * 30_000}|{'0' * 64}", [SECRET])
+    assert csrf._remembered.cache_info().currsize == remembered

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from authsvc import redirects
 from authsvc.app import create_app
 from authsvc.redirects import default_redirect
 from tests.conftest import BASE, DATA, make_settings
@@ -135,3 +136,10 @@ def test_a_target_seen_before_is_judged_against_each_base_url() -> None:
     assert default_redirect("https://shop.example/account", "https://other.example") == (
         "https://other.example"
     )
+
+
+def test_a_target_over_the_length_cap_is_not_kept_in_memory() -> None:
+    judged = redirects._judged.cache_info().currsize
+    for index in range(20):
+        assert default_redirect(f"/{index}{'a' * 30_000}", BASE) == BASE
+    assert redirects._judged.cache_info().currsize == judged

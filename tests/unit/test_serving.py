@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -82,9 +83,19 @@ CLOSING = _answering(
 NO_BODY_MESSAGE_YET = _answering(_start(200, [(b"content-length", b"0")]), _body(b""))
 
 
-async def _exchange(protocol: type[HttpToolsProtocol], app: App, request: bytes) -> bytes:
-    """What a client that sends `request` receives until the server closes."""
-    config = uvicorn.Config(app, lifespan="off", log_level="critical", access_log=False)
+async def _exchange(
+    protocol: type[HttpToolsProtocol],
+    app: App,
+    request: bytes,
+    *,
+    keep_alive: int = 5,
+    later: bytes = b"",
+) -> bytes:
+    """What a client that sends `request` (and `later`, once the first answer is in)
+    receives until the server closes."""
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="critical", access_log=False, timeout_keep_alive=keep_alive
+    )
     config.load()
     state = ServerState()
     state.default_headers = [(b"server", b"test")]
@@ -96,7 +107,11 @@ async def _exchange(protocol: type[HttpToolsProtocol], app: App, request: bytes)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request)
-        received = await asyncio.wait_for(reader.read(), timeout=10)
+        received = b""
+        if later:
+            received = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            writer.write(later)
+        received += await asyncio.wait_for(reader.read(), timeout=10)
         writer.close()
         return received
     finally:
@@ -138,14 +153,21 @@ async def test_an_answer_is_the_bytes_uvicorn_sends(app: App, request_bytes: byt
         (b"x-a", b"bell\x07"),
         (b"x a", b"space in the name"),
         (b"x-a:", b"colon in the name"),
-        (b"", b"empty name"),
+        (b"set-cookie: forged=1; x", b"a name that reads as another header"),
     ],
 )
-async def test_a_header_that_could_split_the_answer_is_never_written(
+async def test_a_header_that_could_split_or_forge_the_answer_is_never_written(
     header: tuple[bytes, bytes],
 ) -> None:
     app = _answering(_start(200, [header, (b"content-length", b"2")]), _body(b"ok"))
     assert await _exchange(Protocol, app, GET) == b""
+
+
+async def test_header_names_and_values_are_judged_as_uvicorn_judges_them() -> None:
+    # uvicorn lets an empty name through; so does authsvc (the same two expressions).
+    app = _answering(_start(200, [(b"", b"x"), (b"content-length", b"2")]), _body(b"ok"))
+    uvicorns, authsvcs = await _both(app, GET)
+    assert authsvcs == uvicorns
 
 
 async def test_a_body_longer_than_its_content_length_sends_no_half_answer() -> None:
@@ -169,3 +191,35 @@ async def test_a_workers_first_connection_moves_the_startup_heap_out_of_the_coll
     assert gc.get_freeze_count() == 0
     await _exchange(LimitedHttpToolsProtocol, JSON, GET)
     assert gc.get_freeze_count() > 0
+
+
+# The read deadlines (AUTHSVC_HEAD_TIMEOUT, AUTHSVC_BODY_TIMEOUT) of the tests below.
+SHORT = 0.3
+
+
+@pytest.fixture
+def short_read_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serving, "read_deadlines", lambda: (SHORT, SHORT))
+
+
+@pytest.mark.usefixtures("short_read_deadlines")
+async def test_a_next_head_begun_before_the_answer_keeps_its_head_deadline() -> None:
+    # The first byte of a second request arrives with the first; the rest never does. The
+    # answer to the first must not turn the second's head deadline into keep-alive's (30 s).
+    started = time.monotonic()
+    received = await _exchange(
+        Protocol, JSON, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\nG", keep_alive=30
+    )
+    assert (received.count(b"HTTP/1.1 "), b"408 Request Timeout" in received) == (2, True)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.usefixtures("short_read_deadlines")
+async def test_a_connection_answered_before_its_body_arrived_is_closed_once_idle() -> None:
+    # The app answers without reading the body; once the body has come, the connection is
+    # idle and keep-alive's deadline (1 s) closes it.
+    started = time.monotonic()
+    head = b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"
+    received = await _exchange(Protocol, JSON, head, keep_alive=1, later=b"hello")
+    assert (received.count(b"HTTP/1.1 200"), b"408" in received) == (1, False)
+    assert time.monotonic() - started < 5
