@@ -17,10 +17,10 @@ The ratios are what issue 12's CPU targets bound (docs/performance.md); wall-clo
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,59 +30,21 @@ from typing import Any
 
 from bench import frontend, servers
 from bench.common import new_secret
+from bench.loadgen import read_response
 
 CONNECTIONS = 8
 _TOTALS = re.compile(rb"^totals:\s+(\d+)", re.MULTILINE)
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-class Client:
-    """Keep-alive HTTP/1.1 connections that send fixed requests and read whole answers."""
-
-    def __init__(self, port: int, connections: int = CONNECTIONS) -> None:
-        self.sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
-        for sock in self.sockets:
-            sock.settimeout(120)
-
-    def close(self) -> None:
-        for sock in self.sockets:
-            sock.close()
-
-    def send(self, request: bytes, count: int) -> None:
-        for index in range(count):
-            sock = self.sockets[index % len(self.sockets)]
-            sock.sendall(request)
-            status = _read_answer(sock)
-            if status != 200:
-                raise RuntimeError(f"answered {status}: {request[:60]!r}")
-
-
-def _read_answer(sock: socket.socket) -> int:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise RuntimeError("connection closed mid-answer")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    headers = {
-        name.strip().lower(): value.strip()
-        for name, _, value in (line.partition(b":") for line in lines[1:])
-    }
-    if b"content-length" in headers:
-        remaining = int(headers[b"content-length"]) - len(body)
-        while remaining > 0:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("connection closed mid-body")
-            remaining -= len(chunk)
-    else:  # chunked
-        while not body.endswith(b"0\r\n\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("connection closed mid-body")
-            body += chunk
-    return int(lines[0].split()[1])
+async def _send(streams: list[Stream], request: bytes, count: int) -> None:
+    """`count` requests round-robin over the keep-alive connections, each answered whole."""
+    for index in range(count):
+        reader, writer = streams[index % len(streams)]
+        writer.write(request)
+        status = await read_response(reader)
+        if status != 200:
+            raise RuntimeError(f"answered {status}: {request[:60]!r}")
 
 
 def request_bytes(route: frontend.Route, browser: frontend.Browser) -> bytes:
@@ -114,17 +76,25 @@ class Counted:
         )
 
     def per_request(self, request: bytes, warmup: int, count: int) -> float:
-        client = Client(self.server.port)
+        return asyncio.run(self._counted(request, warmup, count)) / count
+
+    async def _counted(self, request: bytes, warmup: int, count: int) -> int:
+        """Instructions over `count` requests, after `warmup` uncounted ones on the same
+        connections."""
+        streams = [
+            await asyncio.open_connection("127.0.0.1", self.server.port) for _ in range(CONNECTIONS)
+        ]
         try:
-            client.send(request, warmup)
+            await _send(streams, request, warmup)
             self._control("-i", "on")
             self._control("-z")
-            client.send(request, count)
+            await _send(streams, request, count)
             self._control("-d")
             self._control("-i", "off")
         finally:
-            client.close()
-        return _latest_total(self.dumps, self.pid) / count
+            for _, writer in streams:
+                writer.close()
+        return _latest_total(self.dumps, self.pid)
 
 
 def _latest_total(dumps: Path, pid: int) -> int:

@@ -33,18 +33,24 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one whole answer (Content-Length or chunked body); its status. RuntimeError if
+    the server closes the connection first."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = None
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            await reader.readuntil(b"0\r\n\r\n")  # chunked: up to the last chunk
+        elif length:
+            await reader.readexactly(length)
+    except asyncio.IncompleteReadError:
+        raise RuntimeError("connection closed mid-answer") from None
+    return int(lines[0].split()[1])
 
 
 async def _connection(
@@ -71,7 +77,7 @@ async def _connection(
                 await asyncio.sleep(slot - now)
             sent = time.perf_counter()
             writer.write(request)
-            status = await _read_response(reader)
+            status = await read_response(reader)
             done = time.perf_counter()
             # Service time, plus the wait for this connection past the request's slot.
             latencies.append(done - sent + max(0.0, previous_done - slot))
